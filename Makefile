@@ -1,0 +1,38 @@
+# Two entry points for a fresh clone: `make demo` and `make test`.
+# Each creates .venv with the exact versions of requirements.lock when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MANIFEST := dbt_project/target/manifest.json
+
+.PHONY: demo test lint dev install clean
+
+install: $(STAMP) $(MANIFEST)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+# dagster-dbt reads the dbt manifest when the code location loads; build it once here.
+$(MANIFEST): $(STAMP) $(shell find dbt_project -name '*.sql' -o -name '*.yml' | grep -v target/)
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir . --target local
+	touch $(MANIFEST)
+
+demo: install
+	$(BIN)/sf-lakehouse demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+dev: install
+	$(BIN)/dagster dev
+
+clean:
+	rm -rf $(VENV) .lakehouse dbt_project/target dbt_project/logs

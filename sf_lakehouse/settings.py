@@ -1,0 +1,198 @@
+"""The one place where the environment is resolved.
+
+`SF_LAKEHOUSE_ENV` (default `local`) picks an entry of `config/pipeline-config.yml`; everything
+else (database names, dbt target, catalog, Salesforce field list) is derived from it here. Nothing
+reads the environment at import time: callers ask for `resolve_settings()` when they need it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_VAR = "SF_LAKEHOUSE_ENV"
+HOME_VAR = "SF_LAKEHOUSE_HOME"
+CONFIG_VAR = "SF_LAKEHOUSE_CONFIG"
+DEFAULT_ENVIRONMENT = "local"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "pipeline-config.yml"
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class SalesforceSettings:
+    object_name: str
+    api_version: str
+    fields: tuple[str, ...]
+    cursor_field: str
+    lookback_seconds: int
+    page_size: int
+    auth_source: str
+    secret_id: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one environment."""
+
+    environment: str
+    home: Path
+    raw_database: str
+    curated_database: str
+    raw_table: str
+    dimension_table: str
+    dbt_target: str
+    catalog: dict[str, Any]
+    salesforce: SalesforceSettings
+    tracked_fields: tuple[str, ...]
+    bucket_prefix: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
+
+    @property
+    def raw_table_identifier(self) -> str:
+        return f"{self.raw_database}.{self.raw_table}"
+
+    @property
+    def dimension_identifier(self) -> str:
+        return f"{self.curated_database}.{self.dimension_table}"
+
+    @cached_property
+    def warehouse_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def catalog_db_path(self) -> Path:
+        return self.home / "catalog.db"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.home / "dbt.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    def catalog_properties(self) -> dict[str, str]:
+        """pyiceberg `load_catalog` properties for this environment."""
+        catalog_type = self.catalog.get("type")
+        if catalog_type == "sql":
+            return {
+                "type": "sql",
+                "uri": f"sqlite:///{self.catalog_db_path}",
+                "warehouse": self.warehouse_dir.as_uri(),
+            }
+        if catalog_type == "glue":
+            properties = {"type": "glue"}
+            if region := self.catalog.get("region"):
+                properties["glue.region"] = str(region)
+                properties["s3.region"] = str(region)
+            return properties
+        raise ConfigError(
+            f"environments.{self.environment}.catalog.type is {catalog_type!r}; "
+            "use 'sql' (local) or 'glue' (AWS) in config/pipeline-config.yml"
+        )
+
+    def dbt_vars(self) -> dict[str, str]:
+        """The `--vars` every dbt invocation gets, so dbt and Python agree on names and paths."""
+        return {
+            "lakehouse_home": str(self.home),
+            "raw_database": self.raw_database,
+            "curated_database": self.curated_database,
+            "raw_table": self.raw_table,
+        }
+
+
+def _require(mapping: dict[str, Any], key: str, where: str) -> Any:
+    if key not in mapping or mapping[key] in (None, ""):
+        raise ConfigError(f"missing setting {where}.{key} in config/pipeline-config.yml")
+    return mapping[key]
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | None = None) -> dict[str, Any]:
+    config_path = path or Path(os.environ.get(CONFIG_VAR) or DEFAULT_CONFIG_PATH)
+    if not config_path.is_file():
+        raise ConfigError(f"pipeline config {config_path} does not exist; set {CONFIG_VAR}")
+    with config_path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle) or {}
+
+
+def resolve_settings(
+    environment: str | None = None,
+    *,
+    home: Path | str | None = None,
+    config: dict[str, Any] | None = None,
+) -> Settings:
+    """Resolve one environment's settings; arguments win over the process environment."""
+    env_name = environment or os.environ.get(ENV_VAR) or DEFAULT_ENVIRONMENT
+    raw_config = config if config is not None else load_config()
+    environments = raw_config.get("environments") or {}
+    if env_name not in environments:
+        known = ", ".join(sorted(environments)) or "none"
+        raise ConfigError(
+            f"unknown environment {env_name!r} in {ENV_VAR}; known environments: {known}"
+        )
+    merged = _merge(raw_config.get("defaults") or {}, environments[env_name] or {})
+    where = f"environments.{env_name}"
+
+    salesforce = _require(merged, "salesforce", where)
+    auth = merged.get("salesforce_auth") or {}
+    cursor_field = _require(salesforce, "cursor_field", f"{where}.salesforce")
+    if cursor_field not in ("SystemModstamp", "LastModifiedDate"):
+        raise ConfigError(
+            f"{where}.salesforce.cursor_field is {cursor_field!r}; "
+            "use SystemModstamp or LastModifiedDate"
+        )
+    fields = tuple(_require(salesforce, "fields", f"{where}.salesforce"))
+    for needed in ("Id", "SystemModstamp", cursor_field):
+        if needed not in fields:
+            raise ConfigError(f"{where}.salesforce.fields must include {needed}")
+    databases = _require(merged, "databases", where)
+    tables = _require(merged, "tables", where)
+    scd = _require(merged, "scd", where)
+
+    home_path = Path(home or os.environ.get(HOME_VAR) or ".lakehouse").expanduser().resolve()
+    return Settings(
+        environment=env_name,
+        home=home_path,
+        raw_database=_require(databases, "raw", f"{where}.databases"),
+        curated_database=_require(databases, "curated", f"{where}.databases"),
+        raw_table=_require(tables, "raw_table", f"{where}.tables"),
+        dimension_table=_require(tables, "dimension_table", f"{where}.tables"),
+        dbt_target=_require(merged, "dbt_target", where),
+        catalog=_require(merged, "catalog", where),
+        salesforce=SalesforceSettings(
+            object_name=_require(salesforce, "object", f"{where}.salesforce"),
+            api_version=str(_require(salesforce, "api_version", f"{where}.salesforce")),
+            fields=fields,
+            cursor_field=cursor_field,
+            lookback_seconds=int(_require(salesforce, "lookback_seconds", f"{where}.salesforce")),
+            page_size=int(_require(salesforce, "page_size", f"{where}.salesforce")),
+            auth_source=auth.get("source", "environment"),
+            secret_id=auth.get("secret_id"),
+        ),
+        tracked_fields=tuple(_require(scd, "tracked_fields", f"{where}.scd")),
+        bucket_prefix=merged.get("bucket_prefix"),
+    )
