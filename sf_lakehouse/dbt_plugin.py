@@ -81,4 +81,3 @@ class Plugin(BasePlugin):
 
     def default_materialization(self) -> str:
         return "table"
-

@@ -31,7 +31,7 @@ _COMPOUND_TYPES = {"address", "location"}
 
 
 class SalesforceConfigError(ValueError):
-    """Salesforce settings are incomplete or contradictory; the message says which and how to fix."""
+    """Salesforce settings are incomplete or wrong; the message says which and how to fix."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,9 @@ def select_fields(
     chosen += [
         f
         for f in described
-        if f.get("custom") and f["name"] not in chosen_names and f.get("type") not in _COMPOUND_TYPES
+        if f.get("custom")
+        and f["name"] not in chosen_names
+        and f.get("type") not in _COMPOUND_TYPES
     ]
     return [FieldSpec(f["name"], f.get("type", "string"), bool(f.get("custom"))) for f in chosen]
 
@@ -164,7 +166,9 @@ class SalesforceClient:
             if page.get("done", True):
                 return
             self.api_calls += 1
-            page = self._sf.query_more(page["nextRecordsUrl"], identifier_is_url=True, headers=headers)
+            page = self._sf.query_more(
+                page["nextRecordsUrl"], identifier_is_url=True, headers=headers
+            )
 
     def count(self, soql: str) -> int:
         self.api_calls += 1
@@ -189,7 +193,9 @@ class SalesforceResource(ConfigurableResource):
     security_token: str | None = None
     client_id: str | None = Field(default=None, description="OAuth client credentials flow")
     client_secret: str | None = None
-    session_id: str | None = Field(default=None, description="An existing session (with instance_url)")
+    session_id: str | None = Field(
+        default=None, description="An existing session (with instance_url)"
+    )
     instance_url: str | None = None
     ca_bundle: str | None = Field(
         default=None, description="CA bundle file to verify TLS with (the emulator writes one)"

@@ -105,15 +105,6 @@ class Settings:
             "use 'sql' (local) or 'glue' (AWS) in config/pipeline-config.yml"
         )
 
-    def dbt_vars(self) -> dict[str, str]:
-        """The `--vars` every dbt invocation gets, so dbt and Python agree on names and paths."""
-        return {
-            "lakehouse_home": str(self.home),
-            "raw_database": self.raw_database,
-            "curated_database": self.curated_database,
-            "raw_table": self.raw_table,
-        }
-
 
 def _require(mapping: dict[str, Any], key: str, where: str) -> Any:
     if key not in mapping or mapping[key] in (None, ""):

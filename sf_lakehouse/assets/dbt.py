@@ -1,0 +1,65 @@
+"""The dbt models as assets downstream of the raw table; dbt tests become asset checks."""
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from sf_lakehouse.assets import CURATED_GROUP, OWNERS
+from sf_lakehouse.resources import LakehouseResource, dbt_vars_arg
+from sf_lakehouse.settings import DBT_PROJECT_DIR
+
+# Model folder -> asset key prefix; the raw source keeps dagster-dbt's [source, table] key,
+# which is the raw asset's key (sf_raw/sf_user).
+_KEY_PREFIX = {"staging": "sf_staging", "marts": "sf_curated"}
+
+
+class LakehouseDbtTranslator(DagsterDbtTranslator):
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "model":
+            folder = dbt_resource_props["fqn"][1]
+            return AssetKey([_KEY_PREFIX.get(folder, folder), dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return CURATED_GROUP
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return list(OWNERS)
+
+
+def dbt_project() -> DbtProject:
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
+    # Under `dagster dev` re-parse so model edits show up; elsewhere use the manifest that
+    # `make` built (dbt parse), and say so clearly when it is missing.
+    project.prepare_if_dev()
+    if not Path(project.manifest_path).is_file():
+        raise FileNotFoundError(
+            f"dbt manifest {project.manifest_path} is missing; run `make install` (it runs "
+            "`dbt parse` in dbt_project/)"
+        )
+    return project
+
+
+def dbt_build_args(lakehouse: LakehouseResource) -> list[str]:
+    """`dbt build` for a pipeline run: unit tests belong to CI (pytest runs them), not to runs."""
+    return ["build", "--vars", dbt_vars_arg(lakehouse), "--exclude-resource-type", "unit_test"]
+
+
+def build_dbt_assets() -> AssetsDefinition:
+    project = dbt_project()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=LakehouseDbtTranslator(),
+        name="sf_lakehouse_dbt",
+    )
+    def sf_lakehouse_dbt_models(
+        context: AssetExecutionContext, dbt: DbtCliResource, lakehouse: LakehouseResource
+    ) -> Iterator[Any]:
+        yield from dbt.cli(dbt_build_args(lakehouse), context=context).stream()
+
+    return sf_lakehouse_dbt_models

@@ -1,0 +1,51 @@
+"""Running the pipeline job outside the UI (the `run` and `demo` commands)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from dagster import DagsterInstance, ExecuteInProcessResult
+
+from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
+from sf_lakehouse.settings import Settings
+
+_INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+
+
+def load_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (as `sf-lakehouse emulator --env-file` writes them)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if "=" not in stripped:
+            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {stripped[:40]!r}")
+        key, value = stripped.split("=", 1)
+        values[key.strip()] = value.strip()
+    return values
+
+
+def apply_environment(values: Mapping[str, str]) -> None:
+    os.environ.update(values)
+
+
+def dagster_instance(settings: Settings) -> DagsterInstance:
+    """The instance under DAGSTER_HOME, else a persistent one under SF_LAKEHOUSE_HOME."""
+    if os.environ.get("DAGSTER_HOME"):
+        return DagsterInstance.get()
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_INSTANCE_YAML, encoding="utf-8")
+    return DagsterInstance.from_config(str(home))
+
+
+def run_pipeline(settings: Settings, instance: DagsterInstance) -> ExecuteInProcessResult:
+    """Materialize the whole asset graph once (extract, then dbt build)."""
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(PIPELINE_JOB_NAME)
+    return job.execute_in_process(instance=instance, raise_on_error=False)
