@@ -42,7 +42,7 @@ from typing import Any
 
 from .history import format_sf_datetime, parse_sf_datetime
 
-__all__ = ["generate_org", "trait_summary", "write_history"]
+__all__ = ["generate_org", "salesforce_id", "trait_summary", "write_history"]
 
 DIVISIONS = ["EMEA", "North America", "APAC", "LATAM"]
 AUDIT_PHASES = ["Planning", "Fieldwork", "Review", "Closed"]
@@ -94,7 +94,7 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ASCII_FOLD = {"ı": "i", "ø": "o", "ß": "ss", "æ": "ae", "đ": "d", "ł": "l"}
 
 
-def _sf_id(prefix: str, number: int) -> str:
+def salesforce_id(prefix: str, number: int) -> str:
     """An 18-character Salesforce id: 15 characters plus the real case-checksum suffix."""
     body = ""
     value = number * 7919 + 104729  # spread small numbers so ids do not look sequential
@@ -162,7 +162,7 @@ def generate_org(
     rng = random.Random(seed)
     end = start + timedelta(days=days)
     region_from = start + REGION_FIELD_AFTER
-    ids = [_sf_id("005", n) for n in range(users)]
+    ids = [salesforce_id("005", n) for n in range(users)]
     used_usernames: dict[str, int] = {}
     all_versions: list[dict[str, Any]] = []
 
