@@ -39,6 +39,7 @@ from sf_lakehouse.settings import DBT_PROJECT_DIR, Settings
 # Salesforce resource field -> environment variable (what `sf-lakehouse emulator --env-file`
 # writes, and what an operator exports for a real org).
 SALESFORCE_ENV_VARS = {
+    "auth_method": "SF_AUTH_METHOD",
     "login_url": "SF_LOGIN_URL",
     "domain": "SF_DOMAIN",
     "username": "SF_USERNAME",

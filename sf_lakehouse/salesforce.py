@@ -28,6 +28,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "long": pa.int64(),
 }
 _COMPOUND_TYPES = {"address", "location"}
+AUTH_METHODS = ("password", "client_credentials", "session")
 
 
 class SalesforceConfigError(ValueError):
@@ -188,6 +189,11 @@ class SalesforceResource(ConfigurableResource):
         description="Send authentication to this base URL instead of https://<domain>."
         "salesforce.com (the emulator, or a login endpoint behind a proxy).",
     )
+    auth_method: str | None = Field(
+        default=None,
+        description="password, client_credentials or session: which credentials to log in "
+        "with; needed only when several sets are given",
+    )
     username: str | None = None
     password: str | None = None
     security_token: str | None = None
@@ -223,12 +229,21 @@ class SalesforceResource(ConfigurableResource):
             )
             if all(parts.values())
         ]
-        if len(complete) == 1:
+        if self.auth_method is not None:
+            if self.auth_method not in AUTH_METHODS:
+                raise SalesforceConfigError(
+                    f"auth_method (SF_AUTH_METHOD) is {self.auth_method!r}; "
+                    f"use one of {', '.join(AUTH_METHODS)}"
+                )
+            if self.auth_method in complete:
+                return self.auth_method
+            complete = []  # fall through to name what the chosen method is missing
+        elif len(complete) == 1:
             return complete[0]
-        if len(complete) > 1:
+        elif len(complete) > 1:
             raise SalesforceConfigError(
-                f"Salesforce credentials are ambiguous: {' and '.join(complete)} are both set; "
-                "configure exactly one way to log in"
+                f"Salesforce credentials are ambiguous: {' and '.join(complete)} are all set; "
+                "choose one with auth_method (SF_AUTH_METHOD)"
             )
         partial = [
             f"{name} (missing {', '.join(k for k, v in parts.items() if not v)})"

@@ -14,7 +14,7 @@ from sf_lakehouse.resources import dbt_executable
 from sf_lakehouse.settings import DBT_PROJECT_DIR, Settings, resolve_settings
 
 SF_VARS = (
-    "SF_LOGIN_URL", "SF_DOMAIN", "SF_USERNAME", "SF_PASSWORD", "SF_SECURITY_TOKEN",
+    "SF_AUTH_METHOD", "SF_LOGIN_URL", "SF_DOMAIN", "SF_USERNAME", "SF_PASSWORD", "SF_SECURITY_TOKEN",
     "SF_CLIENT_ID", "SF_CLIENT_SECRET", "SF_SESSION_ID", "SF_INSTANCE_URL", "SF_CA_BUNDLE",
     "SF_API_VERSION", "SF_LAKEHOUSE_ENV", "SF_LAKEHOUSE_HOME", "DAGSTER_HOME",
 )

@@ -29,7 +29,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from enum import Enum
 from typing import Any
 
@@ -59,8 +59,31 @@ __all__ = [
 
 # Salesforce's reserved SOQL words (plus the clause words this subset needs): never field names.
 RESERVED = frozenset(
-    "AND ASC BY DESC EXCLUDES FIRST FROM GROUP HAVING IN INCLUDES LAST LIKE LIMIT NOT NULL "
-    "NULLS OFFSET OR ORDER SELECT WHERE WITH".split()
+    {
+        "AND",
+        "ASC",
+        "BY",
+        "DESC",
+        "EXCLUDES",
+        "FIRST",
+        "FROM",
+        "GROUP",
+        "HAVING",
+        "IN",
+        "INCLUDES",
+        "LAST",
+        "LIKE",
+        "LIMIT",
+        "NOT",
+        "NULL",
+        "NULLS",
+        "OFFSET",
+        "OR",
+        "ORDER",
+        "SELECT",
+        "WHERE",
+        "WITH",
+    }
 )
 STRING_TYPES = frozenset({"string", "email", "picklist", "textarea", "phone", "url"})
 ID_TYPES = frozenset({"id", "reference"})
@@ -267,8 +290,8 @@ def _read_date_or_datetime(query: str, start: int) -> tuple[Token, int]:
         raise _error_at(query, start, _word_at(query, start))
     text = query[start:i]
     try:
-        value: Any = parse_sf_datetime(text) if kind is TokenKind.DATETIME else (
-            date.fromisoformat(text)
+        value: Any = (
+            parse_sf_datetime(text) if kind is TokenKind.DATETIME else (date.fromisoformat(text))
         )
     except ValueError:
         raise _error_at(query, start, text) from None
@@ -573,6 +596,7 @@ class QueryResult:
     records: list[dict[str, Any]]  # JSON-ready values keyed by canonical name
     total_size: int
     is_count: bool
+    ids: list[Any]  # the Id of each returned record (for attribute URLs), in order
 
 
 def _typed(value: Any, ftype: str) -> Any:
@@ -801,12 +825,15 @@ def execute(
     rows = rows[start:end]
 
     if query.is_count:
-        return QueryResult(fields=(), records=[], total_size=len(rows), is_count=True)
+        return QueryResult(fields=(), records=[], total_size=len(rows), is_count=True, ids=[])
     out = [
         {f.name: _json_value(_typed(record.get(f.name), f.type), f.type) for f in selected}
         for _, record in rows
     ]
-    return QueryResult(fields=tuple(selected), records=out, total_size=len(out), is_count=False)
+    ids = [record.get(id_name) if id_name else None for _, record in rows]
+    return QueryResult(
+        fields=tuple(selected), records=out, total_size=len(out), is_count=False, ids=ids
+    )
 
 
 def field_names(fields: Sequence[FieldDef]) -> list[str]:

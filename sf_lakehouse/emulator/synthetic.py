@@ -66,16 +66,69 @@ TITLES = [
 ]
 DEPARTMENTS = ["Internal Audit", "Risk & Compliance", "Finance", "IT Audit", "Operations", "Legal"]
 FIRST_NAMES = [
-    "José", "Zoë", "Liam", "Aisha", "Mei", "Olga", "Priya", "Lukas", "Fatima", "Kenji",
-    "Sofia", "Mateo", "Amélie", "Björn", "Siobhán", "Noah", "Emma", "Chidi", "Inês", "Rahul",
-    "Hannah", "Tomás", "Yuki", "Grace", "Omar", "Léa", "Anders", "Nadia", "Pierre", "Ana",
-]  # fmt: skip
+    "José",
+    "Zoë",
+    "Liam",
+    "Aisha",
+    "Mei",
+    "Olga",
+    "Priya",
+    "Lukas",
+    "Fatima",
+    "Kenji",
+    "Sofia",
+    "Mateo",
+    "Amélie",
+    "Björn",
+    "Siobhán",
+    "Noah",
+    "Emma",
+    "Chidi",
+    "Inês",
+    "Rahul",
+    "Hannah",
+    "Tomás",
+    "Yuki",
+    "Grace",
+    "Omar",
+    "Léa",
+    "Anders",
+    "Nadia",
+    "Pierre",
+    "Ana",
+]
 LAST_NAMES = [
-    "Smith", "O'Brien", "D'Angelo", "Nguyễn", "Ångström", "García", "Müller", "Kowalski",
-    "Tanaka", "Okafor", "Rossi", "Dubois", "Johansson", "Patel", "Silva", "Kim", "Brown",
-    "Novák", "Fernández", "Schäfer", "Lindqvist", "Haddad", "Chen", "Walker", "Moreau",
-    "Costa", "Iyer", "Yılmaz", "Murphy", "Jensen",
-]  # fmt: skip
+    "Smith",
+    "O'Brien",
+    "D'Angelo",
+    "Nguyễn",
+    "Ångström",
+    "García",
+    "Müller",
+    "Kowalski",
+    "Tanaka",
+    "Okafor",
+    "Rossi",
+    "Dubois",
+    "Johansson",
+    "Patel",
+    "Silva",
+    "Kim",
+    "Brown",
+    "Novák",
+    "Fernández",
+    "Schäfer",
+    "Lindqvist",
+    "Haddad",
+    "Chen",
+    "Walker",
+    "Moreau",
+    "Costa",
+    "Iyer",
+    "Kovačević",
+    "Murphy",
+    "Jensen",
+]
 # The scripted users get these names so the awkward spellings are always present.
 SCRIPTED_NAMES = [
     ("José", "Ångström"),
@@ -91,7 +144,7 @@ EMAIL_DOMAIN = "acme-corp.example"
 REGION_FIELD_AFTER = timedelta(days=3)
 _MS = timedelta(milliseconds=1)
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ASCII_FOLD = {"ı": "i", "ø": "o", "ß": "ss", "æ": "ae", "đ": "d", "ł": "l"}
+_ASCII_FOLD = {"\u0131": "i", "ø": "o", "ß": "ss", "æ": "ae", "đ": "d", "ł": "l"}
 
 
 def salesforce_id(prefix: str, number: int) -> str:
@@ -140,9 +193,7 @@ class _User:
             self.state["LastModifiedDate"] = stamp
         if when >= self.region_from:
             choices = REGIONS.get(self.state["Division"] or "", [])
-            self.state["Region__c"] = (
-                choices[self.region_pick % len(choices)] if choices else None
-            )
+            self.state["Region__c"] = choices[self.region_pick % len(choices)] if choices else None
         self.versions.append(dict(self.state))
         return when
 
@@ -469,8 +520,11 @@ def trait_summary(records: Iterable[dict[str, Any]]) -> dict[str, int]:
         tracked_runs: list[tuple[Any, ...]] = []
         for prev, cur in zip([None, *versions], versions, strict=False):
             stamp = parse_sf_datetime(cur["SystemModstamp"])
-            counts["versions_with_region_field" if "Region__c" in cur else
-                   "versions_without_region_field"] += 1  # fmt: skip
+            counts[
+                "versions_with_region_field"
+                if "Region__c" in cur
+                else "versions_without_region_field"
+            ] += 1
             if stamp.minute == stamp.second == stamp.microsecond == 0:
                 counts["whole_hour_versions"] += 1
             tracked = tuple(cur.get(f) for f in _TRACKED)
@@ -481,8 +535,10 @@ def trait_summary(records: Iterable[dict[str, Any]]) -> dict[str, int]:
             prev_stamp = parse_sf_datetime(prev["SystemModstamp"])
             if prev_stamp.replace(microsecond=0) == stamp.replace(microsecond=0):
                 counts["same_second_bursts"] += 1
-            for field, key in (("Division", "division_changes"),
-                               ("Audit_Phase__c", "audit_phase_changes")):  # fmt: skip
+            for field, key in (
+                ("Division", "division_changes"),
+                ("Audit_Phase__c", "audit_phase_changes"),
+            ):
                 before, after = prev.get(field), cur.get(field)
                 if before != after:
                     counts[key] += 1

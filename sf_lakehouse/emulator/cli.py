@@ -1,0 +1,160 @@
+"""Command-line pieces for ``sf-lakehouse emulator`` and ``sf-lakehouse generate-org``.
+
+The main CLI mounts these with ``add_*_arguments`` / ``run_*_command``; ``python -m
+sf_lakehouse.emulator.cli {emulator,generate-org} ...`` runs them stand-alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from .history import HistoryError, load_history, parse_sf_datetime
+from .server import SalesforceEmulator
+from .synthetic import generate_org, trait_summary, write_history
+
+__all__ = [
+    "add_emulator_arguments",
+    "add_generate_arguments",
+    "build_parser",
+    "main",
+    "run_emulator_command",
+    "run_generate_command",
+]
+
+
+def _datetime_arg(value: str) -> datetime:
+    try:
+        return parse_sf_datetime(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO-8601 datetime: {value!r} (e.g. 2026-03-01T08:00:00Z)"
+        ) from exc
+
+
+def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sf-lakehouse emulator``."""
+    parser.add_argument(
+        "--history", type=Path, required=True, help="JSON Lines history of User record versions"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free port)"
+    )
+    parser.add_argument(
+        "--now",
+        type=_datetime_arg,
+        default=None,
+        help="start the emulator clock here (default: the wall clock)",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="write KEY=VALUE settings (URL, credentials, CA bundle) here",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to write the TLS files (default: a temporary directory)",
+    )
+
+
+def run_emulator_command(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM. Returns the process exit code."""
+    try:
+        history = load_history(args.history)
+    except HistoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    temporary = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="sf-emulator-")) if temporary else args.workdir
+    emulator = SalesforceEmulator(history, workdir=workdir, port=args.port, now=args.now)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            emulator.start()
+        except OSError as exc:
+            print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
+            return 1
+        if args.env_file is not None:
+            emulator.write_env_file(args.env_file)
+        print(
+            f"Salesforce emulator serving {len(history)} record versions at {emulator.base_url}",
+            flush=True,
+        )
+        print(f"Clock: {emulator.now().isoformat()}" + ("" if args.now else " (wall clock)"))
+        print(f"CA bundle: {emulator.ca_bundle}")
+        if args.env_file is not None:
+            # The file holds the credentials; say where it is, never what is in it.
+            print(f"Settings written to {args.env_file.resolve()} (mode 0600)")
+        print("Stop with Ctrl+C or SIGTERM.", flush=True)
+        while not stop.wait(0.5):
+            pass
+        return 0
+    finally:
+        emulator.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sf-lakehouse generate-org``."""
+    parser.add_argument("--users", type=int, default=300, help="number of users (default 300)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument("--days", type=int, default=6, help="days of history (default 6)")
+    parser.add_argument(
+        "--start",
+        type=_datetime_arg,
+        default=datetime(2026, 3, 1, 8, tzinfo=UTC),
+        help="first instant of the history (default 2026-03-01T08:00:00Z)",
+    )
+    parser.add_argument("--output", type=Path, required=True, help="JSON Lines file to write")
+
+
+def run_generate_command(args: argparse.Namespace) -> int:
+    """Write a synthetic org's history. Returns the process exit code."""
+    if args.users < 1 or args.days < 1:
+        print("error: --users and --days must be at least 1", file=sys.stderr)
+        return 2
+    records = generate_org(users=args.users, seed=args.seed, start=args.start, days=args.days)
+    write_history(records, args.output)
+    summary = trait_summary(records)
+    print(f"Wrote {summary['versions']} versions of {summary['users']} users to {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser with the two commands (the main CLI has its own)."""
+    parser = argparse.ArgumentParser(prog="sf-lakehouse-emulator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    emulator = commands.add_parser("emulator", help="serve the Salesforce API emulator")
+    add_emulator_arguments(emulator)
+    emulator.set_defaults(func=run_emulator_command)
+    generate = commands.add_parser("generate-org", help="write a synthetic org history")
+    add_generate_arguments(generate)
+    generate.set_defaults(func=run_generate_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
