@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import shutil
 import sys
@@ -132,15 +133,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         instance = dagster_instance(settings)
         for number, clock in enumerate(DEMO_RUN_CLOCKS, start=1):
             emulator.set_clock(clock)
-            result = run_pipeline(settings, instance)
+            log_path = home / "logs" / f"run-{number}.log"
+            log_path.parent.mkdir(exist_ok=True)
+            # dagster-dbt echoes dbt's output to stdout; the demo keeps it in a file instead.
+            with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+                result = run_pipeline(settings, instance, log_level="ERROR")
             status = "ok" if result.success else "FAILED"
-            raw_meta = result.asset_materializations_for_node("sf_raw__sf_user")
-            extracted = raw_meta[0].metadata["rows_extracted"].value if raw_meta else "?"
-            print(
-                f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, "
-                f"{extracted} records read: {status}"
+            raw = result.asset_materializations_for_node("sf_raw__sf_user")
+            counts = (
+                f"{raw[0].metadata['rows_extracted'].value} records read, "
+                f"{raw[0].metadata['rows_appended'].value} new versions"
+                if raw
+                else "no extraction"
             )
+            print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
             if not result.success:
+                print(f"  see {log_path}", file=sys.stderr)
                 return 1
     print_summaries(settings)
     print(f"\nDemo finished in {time.monotonic() - started:.1f} s. Query it yourself:")

@@ -44,8 +44,11 @@ def dagster_instance(settings: Settings) -> DagsterInstance:
     return DagsterInstance.from_config(str(home))
 
 
-def run_pipeline(settings: Settings, instance: DagsterInstance) -> ExecuteInProcessResult:
+def run_pipeline(
+    settings: Settings, instance: DagsterInstance, log_level: str = "INFO"
+) -> ExecuteInProcessResult:
     """Materialize the whole asset graph once (extract, then dbt build)."""
     defs = build_definitions(settings)
     job = defs.resolve_job_def(PIPELINE_JOB_NAME)
-    return job.execute_in_process(instance=instance, raise_on_error=False)
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    return job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)

@@ -14,9 +14,21 @@ from sf_lakehouse.resources import dbt_executable
 from sf_lakehouse.settings import DBT_PROJECT_DIR, Settings, resolve_settings
 
 SF_VARS = (
-    "SF_AUTH_METHOD", "SF_LOGIN_URL", "SF_DOMAIN", "SF_USERNAME", "SF_PASSWORD", "SF_SECURITY_TOKEN",
-    "SF_CLIENT_ID", "SF_CLIENT_SECRET", "SF_SESSION_ID", "SF_INSTANCE_URL", "SF_CA_BUNDLE",
-    "SF_API_VERSION", "SF_LAKEHOUSE_ENV", "SF_LAKEHOUSE_HOME", "DAGSTER_HOME",
+    "SF_AUTH_METHOD",
+    "SF_LOGIN_URL",
+    "SF_DOMAIN",
+    "SF_USERNAME",
+    "SF_PASSWORD",
+    "SF_SECURITY_TOKEN",
+    "SF_CLIENT_ID",
+    "SF_CLIENT_SECRET",
+    "SF_SESSION_ID",
+    "SF_INSTANCE_URL",
+    "SF_CA_BUNDLE",
+    "SF_API_VERSION",
+    "SF_LAKEHOUSE_ENV",
+    "SF_LAKEHOUSE_HOME",
+    "DAGSTER_HOME",
 )
 
 
@@ -32,7 +44,9 @@ def settings(tmp_path: Path) -> Settings:
     return resolve_settings("local", home=tmp_path / "lakehouse")
 
 
-def run_dbt(settings: Settings, *args: str, target_path: Path | None = None) -> subprocess.CompletedProcess:
+def run_dbt(
+    settings: Settings, *args: str, target_path: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run dbt for real on DuckDB against this test's lakehouse."""
     dbt_vars = {
         "lakehouse_home": str(settings.home),
@@ -40,15 +54,23 @@ def run_dbt(settings: Settings, *args: str, target_path: Path | None = None) -> 
         "curated_database": settings.curated_database,
     }
     command = [
-        dbt_executable(), *args,
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target", "local",
-        "--target-path", str(target_path or settings.home / "dbt_target"),
-        "--vars", json.dumps(dbt_vars),
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target",
+        "local",
+        "--target-path",
+        str(target_path or settings.home / "dbt_target"),
+        "--vars",
+        json.dumps(dbt_vars),
     ]
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
 
 
 @pytest.fixture
@@ -59,7 +81,9 @@ def emulator_factory(tmp_path: Path) -> Iterator:
     started: list[SalesforceEmulator] = []
 
     def start(history: list[dict], **kwargs: object) -> SalesforceEmulator:
-        emulator = SalesforceEmulator(history, workdir=tmp_path / f"emulator{len(started)}", **kwargs)
+        emulator = SalesforceEmulator(
+            history, workdir=tmp_path / f"emulator{len(started)}", **kwargs
+        )
         emulator.start()
         started.append(emulator)
         return emulator

@@ -39,7 +39,9 @@ def expected_dimension(raw_rows: Iterable[Mapping[str, Any]]) -> list[VersionRow
             previous = tracked
         for index, members in enumerate(versions):
             last = members[-1]  # Rule 4: attributes from the latest observation.
-            effective_to = versions[index + 1][0]["systemmodstamp"] if index + 1 < len(versions) else None
+            effective_to = (
+                versions[index + 1][0]["systemmodstamp"] if index + 1 < len(versions) else None
+            )
             result.append(
                 {
                     "user_id": user_id,
@@ -60,8 +62,16 @@ def expected_dimension(raw_rows: Iterable[Mapping[str, Any]]) -> list[VersionRow
 def comparable(rows: Iterable[Mapping[str, Any]]) -> list[VersionRow]:
     """Dimension rows without scd_id, sorted like expected_dimension()."""
     keys = (
-        "user_id", "username", "name", "email", "is_active", "division", "audit_phase",
-        "effective_from", "effective_to", "is_current",
+        "user_id",
+        "username",
+        "name",
+        "email",
+        "is_active",
+        "division",
+        "audit_phase",
+        "effective_from",
+        "effective_to",
+        "is_current",
     )
     return sorted(
         ({k: r[k] for k in keys} for r in rows), key=lambda r: (r["user_id"], r["effective_from"])

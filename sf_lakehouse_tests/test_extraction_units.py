@@ -29,7 +29,7 @@ def test_stored_versions_and_repeats_within_a_batch_are_dropped() -> None:
     t1, t2 = dt.datetime(2026, 3, 1, 8), dt.datetime(2026, 3, 1, 9)
     batch = pa.table({"id": ["a", "a", "b", "b"], "systemmodstamp": [t1, t2, t1, t1]})
     kept = only_new_versions(batch, stored={("a", t1)})
-    assert list(zip(kept.column("id").to_pylist(), kept.column("systemmodstamp").to_pylist())) == [
-        ("a", t2),
-        ("b", t1),
+    assert kept.to_pylist() == [
+        {"id": "a", "systemmodstamp": t2},
+        {"id": "b", "systemmodstamp": t1},
     ]

@@ -81,7 +81,9 @@ def test_replace_rows_swaps_content_in_one_snapshot(settings: Settings) -> None:
     first = pa.table({"id": ["a", "b"], "division": ["EMEA", None]})
     table = ensure_table(catalog, "sf_curated_local.dim", first.schema, layout)
     replace_rows(table, first)
-    replace_rows(catalog.load_table("sf_curated_local.dim"), pa.table({"id": ["c"], "division": ["APAC"]}))
+    replace_rows(
+        catalog.load_table("sf_curated_local.dim"), pa.table({"id": ["c"], "division": ["APAC"]})
+    )
     table = catalog.load_table("sf_curated_local.dim")
     assert table.scan().to_arrow().to_pylist() == [{"id": "c", "division": "APAC"}]
     assert [f.name for f in table.spec().fields] == ["division"]

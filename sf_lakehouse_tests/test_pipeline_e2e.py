@@ -4,7 +4,6 @@ catalog and dbt on DuckDB, all real, driven through Dagster's materialize()."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -40,8 +39,9 @@ def materialize_once(settings: Settings, instance: dg.DagsterInstance, *, with_d
     assets = [build_raw_user_asset(settings)]
     if with_dbt:
         assets.append(build_dbt_assets())
-    return dg.materialize(assets, resources=build_resources(settings), instance=instance,
-                          raise_on_error=False)
+    return dg.materialize(
+        assets, resources=build_resources(settings), instance=instance, raise_on_error=False
+    )
 
 
 def raw_rows(settings: Settings) -> list[dict]:
@@ -99,11 +99,22 @@ def test_cursor_boundaries_ties_exact_clock_and_reextraction(settings: Settings,
 
     def version(user: str, stamp: dt.datetime, division: str) -> dict:
         text = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
-        return {"Id": user, "Username": f"{user}@acme.example", "Name": "Zoë D'Angelo",
-                "FirstName": "Zoë", "LastName": "D'Angelo", "Email": f"{user}@acme.example",
-                "IsActive": True, "Division": division, "Audit_Phase__c": "Review",
-                "Title": "Auditor", "Department": "Audit", "CreatedDate": text,
-                "LastModifiedDate": text, "SystemModstamp": text}
+        return {
+            "Id": user,
+            "Username": f"{user}@acme.example",
+            "Name": "Zoë D'Angelo",
+            "FirstName": "Zoë",
+            "LastName": "D'Angelo",
+            "Email": f"{user}@acme.example",
+            "IsActive": True,
+            "Division": division,
+            "Audit_Phase__c": "Review",
+            "Title": "Auditor",
+            "Department": "Audit",
+            "CreatedDate": text,
+            "LastModifiedDate": text,
+            "SystemModstamp": text,
+        }
 
     a, b, c = "005000000000000AAA", "005000000000000BBB", "005000000000000CCC"
     history = [

@@ -43,7 +43,9 @@ def test_field_list_is_configured_fields_plus_custom_fields_typed_from_describe(
 
 
 def test_a_configured_field_missing_from_the_org_is_a_clear_error() -> None:
-    with pytest.raises(SalesforceConfigError, match=r"User has no field\(s\) Region__c.*salesforce\.fields"):
+    with pytest.raises(
+        SalesforceConfigError, match=r"User has no field\(s\) Region__c.*salesforce\.fields"
+    ):
         select_fields(DESCRIBE, ["Id", "Region__c"], "User")
 
 
@@ -56,10 +58,20 @@ def test_records_convert_to_typed_arrow_with_utc_microsecond_timestamps() -> Non
         FieldSpec("Score__c", "double", True),
     ]
     records = [
-        {"Id": "005A", "IsActive": True, "SystemModstamp": "2026-03-01T08:00:00.123+0000",
-         "Hire_Date__c": "2020-01-31", "Score__c": 1},
-        {"Id": "005B", "IsActive": None, "SystemModstamp": "2026-03-01T10:00:00.000+0200",
-         "Hire_Date__c": None, "Score__c": None},
+        {
+            "Id": "005A",
+            "IsActive": True,
+            "SystemModstamp": "2026-03-01T08:00:00.123+0000",
+            "Hire_Date__c": "2020-01-31",
+            "Score__c": 1,
+        },
+        {
+            "Id": "005B",
+            "IsActive": None,
+            "SystemModstamp": "2026-03-01T10:00:00.000+0200",
+            "Hire_Date__c": None,
+            "Score__c": None,
+        },
     ]
     table = records_to_arrow(records, fields)
     assert table.schema.names == ["id", "isactive", "systemmodstamp", "hire_date__c", "score__c"]
@@ -78,7 +90,9 @@ def test_soql_datetime_literal_round_trips_milliseconds() -> None:
 
 
 def test_each_complete_credential_set_selects_its_mode() -> None:
-    assert SalesforceResource(username="u", password="p", security_token="t").auth_mode() == "password"
+    assert (
+        SalesforceResource(username="u", password="p", security_token="t").auth_mode() == "password"
+    )
     assert SalesforceResource(client_id="c", client_secret="s").auth_mode() == "client_credentials"
     assert SalesforceResource(session_id="s", instance_url="https://x").auth_mode() == "session"
 

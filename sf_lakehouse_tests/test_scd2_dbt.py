@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from pathlib import Path
 
@@ -44,14 +45,30 @@ RAW_SCHEMA = pa.schema(
 )
 
 
-def obs(user: str, hours: float, division: str | None, phase: str | None, *,
-        extracted: dt.datetime = RUN1, username: str = "user", name: str = "Zoë O'Brien",
-        active: bool = True, run_id: str = "run-1") -> dict:
+def obs(
+    user: str,
+    hours: float,
+    division: str | None,
+    phase: str | None,
+    *,
+    extracted: dt.datetime = RUN1,
+    username: str = "user",
+    name: str = "Zoë O'Brien",
+    active: bool = True,
+    run_id: str = "run-1",
+) -> dict:
     stamp = T0 + dt.timedelta(hours=hours)
     return {
-        "id": user, "username": username, "name": name, "email": f"{username}@acme.example",
-        "isactive": active, "division": division, "audit_phase__c": phase,
-        "lastmodifieddate": stamp, "systemmodstamp": stamp, "_extracted_at": extracted,
+        "id": user,
+        "username": username,
+        "name": name,
+        "email": f"{username}@acme.example",
+        "isactive": active,
+        "division": division,
+        "audit_phase__c": phase,
+        "lastmodifieddate": stamp,
+        "systemmodstamp": stamp,
+        "_extracted_at": extracted,
         "_run_id": run_id,
     }
 
@@ -71,7 +88,9 @@ RAW_ROWS = [
     obs(U_REVERT, 1, "APAC", "Review"),
     obs(U_REVERT, 2, "EMEA", "Review"),
     obs(U_REEXTRACTED, 0, "LATAM", "Closed", username="first-read"),
-    obs(U_REEXTRACTED, 0, "LATAM", "Closed", username="second-read", extracted=RUN2, run_id="run-2"),
+    obs(
+        U_REEXTRACTED, 0, "LATAM", "Closed", username="second-read", extracted=RUN2, run_id="run-2"
+    ),
     obs(U_BURST, 0, "EMEA", "Fieldwork"),
     obs(U_BURST, 0.1 / 3600, "APAC", "Fieldwork"),
     obs(U_BURST, 0.9 / 3600, "APAC", "Fieldwork", username="burst-last"),
@@ -123,7 +142,9 @@ def test_rule_2_first_observation_starts_a_version(dimension):
 def test_rule_2_a_change_of_either_tracked_field_starts_a_version(dimension):
     rows = versions_of(dimension, U_CHANGES)
     assert [(r["division"], r["audit_phase"]) for r in rows] == [
-        ("EMEA", "Planning"), ("APAC", "Planning"), ("APAC", "Review")
+        ("EMEA", "Planning"),
+        ("APAC", "Planning"),
+        ("APAC", "Review"),
     ]
 
 
@@ -151,7 +172,7 @@ def test_rule_2_changes_within_one_second_keep_their_milliseconds(dimension):
 def test_rule_3_intervals_are_half_open_and_contiguous(dimension):
     for user in {r["user_id"] for r in dimension}:
         rows = versions_of(dimension, user)
-        for earlier, later in zip(rows, rows[1:], strict=False):
+        for earlier, later in itertools.pairwise(rows):
             assert earlier["effective_to"] == later["effective_from"]
             assert earlier["effective_to"] > earlier["effective_from"]
             assert earlier["is_current"] is False

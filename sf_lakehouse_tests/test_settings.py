@@ -9,7 +9,9 @@ import pytest
 from sf_lakehouse.settings import ConfigError, load_config, resolve_settings
 
 
-def test_local_is_the_default_and_derives_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_local_is_the_default_and_derives_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("SF_LAKEHOUSE_HOME", str(tmp_path))
     settings = resolve_settings()
     assert settings.environment == "local"
