@@ -105,11 +105,16 @@ def write_raw(settings: Settings, *batches: list[dict]) -> None:
         table = catalog.load_table(settings.raw_table_identifier)
 
 
-def build_dimension(settings: Settings) -> list[dict]:
-    result = run_dbt(settings, "build", "--exclude-resource-type", "unit_test")
+def build_dimension(settings: Settings, *args: str) -> list[dict]:
+    return build_dimension_with_output(settings, *args)[0]
+
+
+def build_dimension_with_output(settings: Settings, *args: str) -> tuple[list[dict], str]:
+    result = run_dbt(settings, "build", *(args or ("--exclude-resource-type", "unit_test")))
     assert result.returncode == 0, result.stdout[-4000:]
     catalog = open_catalog(settings.catalog_properties())
-    return catalog.load_table(settings.dimension_identifier).scan().to_arrow().to_pylist()
+    rows = catalog.load_table(settings.dimension_identifier).scan().to_arrow().to_pylist()
+    return rows, result.stdout
 
 
 def versions_of(rows: list[dict], user: str) -> list[dict]:
@@ -117,10 +122,22 @@ def versions_of(rows: list[dict], user: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def dimension(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], str]:
     settings = resolve_settings("local", home=tmp_path_factory.mktemp("scd") / "lakehouse")
     write_raw(settings, RAW_ROWS)
-    return build_dimension(settings)
+    # This build also runs the dbt unit tests (dbt_project/models/marts/*.yml).
+    return build_dimension_with_output(settings, "--select", "+dim_sf_user_scd")
+
+
+@pytest.fixture(scope="module")
+def dimension(built: tuple[list[dict], str]) -> list[dict]:
+    return built[0]
+
+
+def test_dbt_unit_tests_of_the_rule_pass(built: tuple[list[dict], str]) -> None:
+    output = built[1]
+    passed = [line for line in output.splitlines() if "PASS dim_sf_user_scd::rule_" in line]
+    assert len(passed) == 6, output[-3000:]
 
 
 def test_whole_dimension_equals_the_rule_computed_independently(dimension: list[dict]) -> None:
