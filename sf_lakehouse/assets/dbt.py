@@ -1,14 +1,21 @@
 """The dbt models as assets downstream of the raw table; dbt tests become asset checks."""
 
+import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DbtCliResource,
+    DbtProject,
+    DbtProjectPreparer,
+    dbt_assets,
+)
 
 from sf_lakehouse.assets import CURATED_GROUP, OWNERS
-from sf_lakehouse.resources import LakehouseResource, dbt_vars_arg
+from sf_lakehouse.resources import LakehouseResource, dbt_executable, dbt_vars_arg
 from sf_lakehouse.settings import DBT_PROJECT_DIR
 
 # Model folder -> asset key prefix; the raw source keeps dagster-dbt's [source, table] key,
@@ -30,11 +37,31 @@ class LakehouseDbtTranslator(DagsterDbtTranslator):
         return list(OWNERS)
 
 
+def parse_dbt_project() -> None:
+    """`dbt parse` with the dbt of this environment (dagster-dbt's own preparer needs dbt on
+    PATH, which an unactivated venv does not give)."""
+    subprocess.run(
+        [
+            dbt_executable(),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target",
+            "local",
+        ],
+        check=True,
+    )
+
+
 def dbt_project() -> DbtProject:
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
     # Under `dagster dev` re-parse so model edits show up; elsewhere use the manifest that
     # `make` built (dbt parse), and say so clearly when it is missing.
-    project.prepare_if_dev()
+    if DbtProjectPreparer().using_dagster_dev():
+        parse_dbt_project()
     if not Path(project.manifest_path).is_file():
         raise FileNotFoundError(
             f"dbt manifest {project.manifest_path} is missing; run `make install` (it runs "

@@ -1,0 +1,97 @@
+"""Start `dagster dev` from the repository root for a test, and stop it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from sf_lakehouse.settings import REPO_ROOT
+
+INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+
+
+@dataclass
+class DagsterDev:
+    url: str
+    log_path: Path
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+LOCATION_QUERY = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message stack } }
+} } } }
+"""
+
+
+@contextmanager
+def dagster_dev(tmp_path: Path, env: dict[str, str], timeout: float = 180) -> Iterator[DagsterDev]:
+    """`dagster dev` on 127.0.0.1 with a temporary DAGSTER_HOME; waits until the code location
+    has loaded (and fails with its error if it did not)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML, encoding="utf-8")
+    port = free_port()
+    log_path = tmp_path / "dagster-dev.log"
+    log = log_path.open("w", encoding="utf-8")
+    dagster = Path(sys.executable).parent / "dagster"
+    process = subprocess.Popen(
+        [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO_ROOT,
+        env={**env, "DAGSTER_HOME": str(home)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so SIGINT reaches it and its children
+    )
+    server = DagsterDev(url=f"http://127.0.0.1:{port}", log_path=log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert process.poll() is None, log_path.read_text()[-5000:]
+            assert time.monotonic() < deadline, "dagster dev did not load in time"
+            try:
+                entries = server.graphql(LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
+            except (requests.RequestException, AssertionError, KeyError):
+                time.sleep(1)
+                continue
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                for entry in entries:
+                    location = entry["locationOrLoadError"]
+                    assert location["__typename"] != "PythonError", location
+                break
+            time.sleep(1)
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        log.close()
