@@ -72,6 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dagster_instance,
         load_env_file,
         run_pipeline,
+        run_problems,
     )
     from sf_lakehouse.settings import resolve_settings
 
@@ -79,13 +80,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         apply_environment(load_env_file(Path(args.env_file)))
     settings = resolve_settings()
     result = run_pipeline(settings, dagster_instance(settings))
+    problems = run_problems(result)
+    for problem in problems:
+        print(problem, file=sys.stderr)
     if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        for event in failures:
-            data = event.step_failure_data
-            message = data.error.message.strip() if data and data.error else "unknown error"
-            print(f"step {event.step_key} failed: {message}", file=sys.stderr)
-        print(f"run {result.run_id} failed; the tables are unchanged", file=sys.stderr)
+        print(f"run {result.run_id} failed", file=sys.stderr)
+        return 1
+    if problems:
+        print(f"run {result.run_id} finished, but checks failed", file=sys.stderr)
         return 1
     print(f"run {result.run_id} succeeded ({settings.environment})")
     if settings.is_local and not args.quiet:
@@ -116,7 +118,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
     from sf_lakehouse.emulator import SalesforceEmulator, generate_org
-    from sf_lakehouse.pipeline import apply_environment, dagster_instance, run_pipeline
+    from sf_lakehouse.pipeline import (
+        apply_environment,
+        dagster_instance,
+        run_pipeline,
+        run_problems,
+    )
     from sf_lakehouse.settings import HOME_VAR, resolve_settings
 
     started = time.monotonic()
@@ -147,7 +154,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 else "no extraction"
             )
             print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
-            if not result.success:
+            problems = run_problems(result)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+            if problems or not result.success:
                 print(f"  see {log_path}", file=sys.stderr)
                 return 1
     print_summaries(settings)

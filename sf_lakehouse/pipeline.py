@@ -11,7 +11,15 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
 from sf_lakehouse.settings import Settings
 
-_INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+# Telemetry and the first-run pop-up off; the daemon evaluates FreshnessPolicy only when enabled.
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+freshness:
+  enabled: true
+"""
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -40,7 +48,7 @@ def dagster_instance(settings: Settings) -> DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(_INSTANCE_YAML, encoding="utf-8")
+        config.write_text(INSTANCE_YAML, encoding="utf-8")
     return DagsterInstance.from_config(str(home))
 
 
@@ -52,3 +60,21 @@ def run_pipeline(
     job = defs.resolve_job_def(PIPELINE_JOB_NAME)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     return job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+
+
+def run_problems(result: ExecuteInProcessResult) -> list[str]:
+    """Failed steps and failed asset checks of a run, one readable line each."""
+    problems = []
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        message = data.error.message.strip() if data and data.error else "unknown error"
+        problems.append(f"step {event.step_key} failed: {message}")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            summary = evaluation.metadata.get("summary")
+            detail = summary.value if summary is not None else evaluation.description or ""
+            problems.append(
+                f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} "
+                f"failed: {detail}"
+            )
+    return problems

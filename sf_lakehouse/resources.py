@@ -20,6 +20,8 @@ from dagster import (
     InputContext,
     MetadataValue,
     OutputContext,
+    TableColumn,
+    TableSchema,
 )
 from dagster_dbt import DbtCliResource
 from pyiceberg.catalog import Catalog
@@ -124,6 +126,12 @@ class IcebergIOManager(ConfigurableIOManager):
         summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
         context.add_output_metadata(
             {
+                "dagster/column_schema": TableSchema(
+                    columns=[
+                        TableColumn(name=f.name, type=str(f.field_type))
+                        for f in table.schema().fields
+                    ]
+                ),
                 "iceberg_table": identifier,
                 "rows_written": written,
                 "table_rows": int(summary.get("total-records", 0)),

@@ -42,6 +42,41 @@ class SalesforceSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    cron: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class FreshnessWindow:
+    warn_after_minutes: int
+    fail_after_minutes: int
+
+
+@dataclass(frozen=True)
+class MaintenanceSettings:
+    snapshot_retention_hours: int
+    min_snapshots_to_keep: int
+    orphan_file_min_age_hours: int
+    compact_when_data_files_exceed: int
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    """Schedules, sensors, freshness windows, maintenance and alerting of one environment."""
+
+    pipeline_schedule: ScheduleSettings
+    maintenance_schedule: ScheduleSettings
+    change_sensor_interval_seconds: int
+    freshness_sensor_interval_seconds: int
+    raw_freshness: FreshnessWindow
+    dimension_freshness: FreshnessWindow
+    maintenance: MaintenanceSettings
+    alerts_directory: str
+    webserver_url: str
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings of one environment."""
 
@@ -55,6 +90,7 @@ class Settings:
     catalog: dict[str, Any]
     salesforce: SalesforceSettings
     tracked_fields: tuple[str, ...]
+    operations: OperationsSettings
     bucket_prefix: str | None = None
 
     @property
@@ -84,6 +120,10 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def alerts_dir(self) -> Path:
+        return self.home / self.operations.alerts_directory
 
     def catalog_properties(self) -> dict[str, str]:
         """pyiceberg `load_catalog` properties for this environment."""
@@ -120,6 +160,69 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _schedule(section: dict[str, Any], name: str, where: str) -> ScheduleSettings:
+    entry = _require(section, name, where)
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    timezone = _require(entry, "timezone", f"{where}.{name}")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{where}.{name}.timezone {timezone!r} is not an IANA time zone (e.g. UTC, "
+            "Europe/Dublin)"
+        ) from None
+    return ScheduleSettings(cron=_require(entry, "cron", f"{where}.{name}"), timezone=timezone)
+
+
+def _freshness(section: dict[str, Any], name: str, where: str) -> FreshnessWindow:
+    entry = _require(section, name, where)
+    window = FreshnessWindow(
+        warn_after_minutes=int(_require(entry, "warn_after_minutes", f"{where}.{name}")),
+        fail_after_minutes=int(_require(entry, "fail_after_minutes", f"{where}.{name}")),
+    )
+    if not 0 < window.warn_after_minutes < window.fail_after_minutes:
+        raise ConfigError(
+            f"{where}.{name}: warn_after_minutes must be positive and below fail_after_minutes"
+        )
+    return window
+
+
+def _operations(merged: dict[str, Any], where: str) -> OperationsSettings:
+    schedules = _require(merged, "schedules", where)
+    sensors = _require(merged, "sensors", where)
+    freshness = _require(merged, "freshness", where)
+    maintenance = _require(merged, "maintenance", where)
+    alerts = _require(merged, "alerts", where)
+    m_where = f"{where}.maintenance"
+    return OperationsSettings(
+        pipeline_schedule=_schedule(schedules, "pipeline", f"{where}.schedules"),
+        maintenance_schedule=_schedule(schedules, "maintenance", f"{where}.schedules"),
+        change_sensor_interval_seconds=int(
+            _require(sensors, "salesforce_change_interval_seconds", f"{where}.sensors")
+        ),
+        freshness_sensor_interval_seconds=int(
+            _require(sensors, "freshness_interval_seconds", f"{where}.sensors")
+        ),
+        raw_freshness=_freshness(freshness, "raw", f"{where}.freshness"),
+        dimension_freshness=_freshness(freshness, "dimension", f"{where}.freshness"),
+        maintenance=MaintenanceSettings(
+            snapshot_retention_hours=int(
+                _require(maintenance, "snapshot_retention_hours", m_where)
+            ),
+            min_snapshots_to_keep=int(_require(maintenance, "min_snapshots_to_keep", m_where)),
+            orphan_file_min_age_hours=int(
+                _require(maintenance, "orphan_file_min_age_hours", m_where)
+            ),
+            compact_when_data_files_exceed=int(
+                _require(maintenance, "compact_when_data_files_exceed", m_where)
+            ),
+        ),
+        alerts_directory=_require(alerts, "directory", f"{where}.alerts"),
+        webserver_url=str(_require(alerts, "webserver_url", f"{where}.alerts")).rstrip("/"),
+    )
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:
@@ -185,5 +288,6 @@ def resolve_settings(
             secret_id=auth.get("secret_id"),
         ),
         tracked_fields=tuple(_require(scd, "tracked_fields", f"{where}.scd")),
+        operations=_operations(merged, where),
         bucket_prefix=merged.get("bucket_prefix"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -91,3 +92,16 @@ def emulator_factory(tmp_path: Path) -> Iterator:
     yield start
     for emulator in started:
         emulator.stop()
+
+
+@pytest.fixture
+def connected(emulator_factory, monkeypatch: pytest.MonkeyPatch):
+    """Start an emulator for a history and point the SF_* variables at it."""
+
+    def start(history: list[dict], now: dt.datetime):
+        emulator = emulator_factory(history, now=now)
+        for key, value in emulator.env_vars().items():
+            monkeypatch.setenv(key, value)
+        return emulator
+
+    return start

@@ -16,9 +16,8 @@ from typing import Any
 
 import requests
 
+from sf_lakehouse.pipeline import INSTANCE_YAML
 from sf_lakehouse.settings import REPO_ROOT
-
-INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
 @dataclass

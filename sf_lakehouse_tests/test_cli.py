@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from sf_lakehouse.lakehouse import open_catalog
+from sf_lakehouse.scd2_rule import comparable, expected_dimension
 from sf_lakehouse.settings import resolve_settings
-from sf_lakehouse_tests.scd2_oracle import comparable, expected_dimension
 
 CLI = [sys.executable, "-m", "sf_lakehouse.cli"]
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)

@@ -13,8 +13,8 @@ from sf_lakehouse.assets.raw import build_raw_user_asset
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse import open_catalog
 from sf_lakehouse.resources import build_resources
+from sf_lakehouse.scd2_rule import comparable, expected_dimension
 from sf_lakehouse.settings import Settings
-from sf_lakehouse_tests.scd2_oracle import comparable, expected_dimension
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 SIX_RUNS = [START + dt.timedelta(days=d, hours=6) for d in range(6)]
@@ -52,19 +52,6 @@ def raw_rows(settings: Settings) -> list[dict]:
 def raw_metadata(result) -> dict:
     [materialization] = result.asset_materializations_for_node("sf_raw__sf_user")
     return {k: v.value for k, v in materialization.metadata.items()}
-
-
-@pytest.fixture
-def connected(emulator_factory, monkeypatch: pytest.MonkeyPatch):
-    """Start an emulator for a history and point the SF_* variables at it."""
-
-    def start(history: list[dict], now: dt.datetime):
-        emulator = emulator_factory(history, now=now)
-        for key, value in emulator.env_vars().items():
-            monkeypatch.setenv(key, value)
-        return emulator
-
-    return start
 
 
 def test_six_runs_with_the_clock_moving_give_the_rule(settings: Settings, connected) -> None:

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 
 from sf_lakehouse.lakehouse import RAW_LAYOUT, append_rows, ensure_table, open_catalog
+from sf_lakehouse.scd2_rule import comparable, expected_dimension
 from sf_lakehouse.settings import Settings, resolve_settings
 from sf_lakehouse_tests.conftest import run_dbt
-from sf_lakehouse_tests.scd2_oracle import comparable, expected_dimension
 
 T0 = dt.datetime(2026, 3, 1, 8)
 RUN1 = dt.datetime(2026, 3, 2, 0)

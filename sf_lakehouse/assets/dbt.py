@@ -5,7 +5,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Output
 from dagster_dbt import (
     DagsterDbtTranslator,
     DbtCliResource,
@@ -14,7 +14,8 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from sf_lakehouse.assets import CURATED_GROUP, OWNERS
+from sf_lakehouse.assets import CURATED_GROUP, DIMENSION_KEY, OWNERS
+from sf_lakehouse.assets.dimension_changes import change_metadata
 from sf_lakehouse.resources import LakehouseResource, dbt_executable, dbt_vars_arg
 from sf_lakehouse.settings import DBT_PROJECT_DIR
 
@@ -87,6 +88,17 @@ def build_dbt_assets() -> AssetsDefinition:
     def sf_lakehouse_dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, lakehouse: LakehouseResource
     ) -> Iterator[Any]:
-        yield from dbt.cli(dbt_build_args(lakehouse), context=context).stream()
+        dimension_key = AssetKey(list(DIMENSION_KEY))
+        for event in dbt.cli(dbt_build_args(lakehouse), context=context).stream():
+            if (
+                isinstance(event, Output)
+                and context.asset_key_for_output(event.output_name) == dimension_key
+            ):
+                table = lakehouse.load_table(
+                    f"{lakehouse.curated_database}.{dimension_key.path[-1]}"
+                )
+                if table is not None:
+                    event = event.with_metadata({**event.metadata, **change_metadata(table)})
+            yield event
 
     return sf_lakehouse_dbt_models

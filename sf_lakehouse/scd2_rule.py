@@ -1,6 +1,7 @@
 """The SCD2 rule of shared/design.md computed in plain Python, independently of the dbt SQL.
 
-Tests compare the dimension dbt builds with this. It only looks at the raw rows.
+The asset check `dimension_matches_the_scd2_rule` and the tests compare the dimension dbt builds
+with this. It only looks at the raw rows.
 """
 
 from __future__ import annotations

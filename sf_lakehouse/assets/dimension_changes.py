@@ -1,0 +1,62 @@
+"""What a rebuild of the dimension changed, as metadata the UI plots and previews."""
+
+from typing import Any
+
+import pyarrow as pa
+from dagster import MetadataValue
+from pyiceberg.table import Table
+
+PREVIEW_ROWS = 10
+
+
+def _rows(table: Table, snapshot_id: int | None) -> pa.Table:
+    return table.scan(snapshot_id=snapshot_id).to_arrow()
+
+
+def change_metadata(table: Table) -> dict[str, Any]:
+    """Versions opened and closed by the latest snapshot, compared with the one before it."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return {}
+    current = _rows(table, snapshot.snapshot_id).to_pylist()
+    previous_rows = (
+        _rows(table, snapshot.parent_snapshot_id).to_pylist()
+        if snapshot.parent_snapshot_id is not None
+        else []
+    )
+    previous = {r["scd_id"]: r["is_current"] for r in previous_rows}
+    opened = [r for r in current if r["scd_id"] not in previous]
+    closed = [r for r in current if not r["is_current"] and previous.get(r["scd_id"]) is True]
+    latest = sorted(opened, key=lambda r: (r["effective_from"], r["user_id"]), reverse=True)
+    return {
+        "dimension_rows": len(current),
+        "current_rows": sum(1 for r in current if r["is_current"]),
+        "historical_rows": sum(1 for r in current if not r["is_current"]),
+        "versions_opened": len(opened),
+        "versions_closed": len(closed),
+        "latest_changes": MetadataValue.md(markdown_preview(latest[:PREVIEW_ROWS], len(opened))),
+    }
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
+def markdown_preview(rows: list[dict[str, Any]], total: int) -> str:
+    if not rows:
+        return "No version opened in this run."
+    lines = [
+        f"**{total} versions opened in this run** (latest {len(rows)}):",
+        "",
+        "| user_id | name | division | audit_phase | effective_from |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        "| "
+        + " | ".join(
+            _cell(r[c]) for c in ("user_id", "name", "division", "audit_phase", "effective_from")
+        )
+        + " |"
+        for r in rows
+    ]
+    return "\n".join(lines)
