@@ -26,6 +26,7 @@ from dagster import (
     run_failure_sensor,
     sensor,
 )
+from dagster_shared.error import SerializableErrorInfo
 
 from sf_lakehouse.assets import DIMENSION_KEY, RAW_USER_KEY
 from sf_lakehouse.extraction import read_watermark
@@ -210,13 +211,21 @@ def build_freshness_sensor(settings: Settings) -> SensorDefinition:
 # --- run failures ---------------------------------------------------------------------------
 
 
+def root_error_message(error: SerializableErrorInfo | None) -> str:
+    """The innermost cause's message: Dagster wraps user errors in execution errors."""
+    if error is None:
+        return "unknown error"
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def failure_record(context: RunFailureSensorContext, webserver_url: str) -> dict[str, Any]:
     run = context.dagster_run
     steps = []
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
-        message = error.message.strip().splitlines()[0] if error and error.message else ""
-        steps.append({"step": event.step_key, "error": message[:500]})
+        steps.append({"step": event.step_key, "error": root_error_message(error)[:500]})
     return {
         "run_id": run.run_id,
         "job": run.job_name,

@@ -6,6 +6,7 @@ exactly as it was.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, IdentityTransform, Transform
 
 CATALOG_NAME = "sf_lakehouse"
+WRITE_ID_PROPERTY = "sf-lakehouse-write-id"
 
 _TRANSFORMS: dict[str, Transform[Any, Any]] = {
     "identity": IdentityTransform(),
@@ -191,8 +193,35 @@ def replace_rows(table: Table, data: pa.Table) -> int:
         if new_columns:
             with tx.update_schema() as update:
                 update.union_by_name(data.select(new_columns).schema)
-        tx.overwrite(align_to_table(data, tx.table_metadata.schema().as_arrow()))
+        # An overwrite commits a delete and an append snapshot; a shared id marks them as one
+        # write, so readers can find the state before it.
+        tx.overwrite(
+            align_to_table(data, tx.table_metadata.schema().as_arrow()),
+            snapshot_properties={WRITE_ID_PROPERTY: uuid.uuid4().hex},
+        )
     return data.num_rows
+
+
+def state_before_last_write(table: Table) -> int | None:
+    """Snapshot id of the table as it was before its latest write (None: there was none)."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return None
+    write_id = _write_id(snapshot)
+    parent_id = snapshot.parent_snapshot_id
+    while parent_id is not None:
+        parent = table.snapshot_by_id(parent_id)
+        if parent is None:  # expired by maintenance
+            return None
+        if write_id is None or _write_id(parent) != write_id:
+            return parent.snapshot_id
+        parent_id = parent.parent_snapshot_id
+    return None
+
+
+def _write_id(snapshot: Any) -> str | None:
+    summary = snapshot.summary.additional_properties if snapshot.summary else {}
+    return summary.get(WRITE_ID_PROPERTY)
 
 
 def scan(table: Table, columns: Sequence[str] | None = None) -> pa.Table:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
+from sf_lakehouse.automation import root_error_message
 from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
 from sf_lakehouse.settings import Settings
 
@@ -66,9 +67,8 @@ def run_problems(result: ExecuteInProcessResult) -> list[str]:
     """Failed steps and failed asset checks of a run, one readable line each."""
     problems = []
     for event in result.get_step_failure_events():
-        data = event.step_failure_data
-        message = data.error.message.strip() if data and data.error else "unknown error"
-        problems.append(f"step {event.step_key} failed: {message}")
+        error = event.step_failure_data.error if event.step_failure_data else None
+        problems.append(f"step {event.step_key} failed: {root_error_message(error)}")
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             summary = evaluation.metadata.get("summary")

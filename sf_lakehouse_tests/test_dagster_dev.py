@@ -16,16 +16,52 @@ ASSETS_QUERY = """
 """
 
 
-def test_dagster_dev_lists_the_assets_and_their_checks(tmp_path: Path) -> None:
+AUTOMATION_QUERY = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes {
+    name
+    schedules { name cronSchedule executionTimezone pipelineName scheduleState { status } }
+    sensors { name sensorType targets { pipelineName } sensorState { status } }
+    jobs { name }
+} } } }
+"""
+
+
+def test_dagster_dev_lists_assets_checks_schedules_and_sensors(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SF_")}
     env["SF_LAKEHOUSE_HOME"] = str(tmp_path / "lakehouse")
     with dagster_dev(tmp_path, env) as server:
         nodes = server.graphql(ASSETS_QUERY)["assetNodes"]
+        [repository] = server.graphql(AUTOMATION_QUERY)["repositoriesOrError"]["nodes"]
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
     assert {"sf_raw/sf_user", "sf_curated/dim_sf_user_scd"} <= set(by_key)
     assert by_key["sf_raw/sf_user"]["groupName"] == "salesforce_raw"
     checks = {
         c["name"] for c in by_key["sf_curated/dim_sf_user_scd"]["assetChecksOrError"]["checks"]
     }
-    assert "unique_dim_sf_user_scd_scd_id" in checks
-    assert "exactly_one_current_row_dim_sf_user_scd_user_id" in checks
+    assert {
+        "unique_dim_sf_user_scd_scd_id",
+        "exactly_one_current_row_dim_sf_user_scd_user_id",
+        "exactly_one_current_row_per_user",
+        "intervals_without_overlaps_or_gaps",
+        "effective_to_after_effective_from",
+        "every_raw_user_in_dimension",
+        "dimension_matches_the_scd2_rule",
+    } <= checks
+    raw_checks = {c["name"] for c in by_key["sf_raw/sf_user"]["assetChecksOrError"]["checks"]}
+    assert raw_checks == {
+        "raw_versions_are_unique",
+        "raw_ids_are_18_character_user_ids",
+        "raw_tracked_fields_exist",
+        "raw_row_count_never_drops",
+    }
+    schedules = {s["name"]: s for s in repository["schedules"]}
+    assert schedules["sf_user_pipeline_schedule"]["cronSchedule"] == "0 */6 * * *"
+    assert schedules["sf_user_pipeline_schedule"]["executionTimezone"] == "UTC"
+    assert schedules["lakehouse_maintenance_schedule"]["pipelineName"] == "lakehouse_maintenance"
+    sensors = {s["name"]: s for s in repository["sensors"]}
+    assert sensors["salesforce_user_change_sensor"]["targets"] == [
+        {"pipelineName": "sf_user_pipeline"}
+    ]
+    assert sensors["run_failure_recorder"]["sensorType"] == "RUN_STATUS"
+    assert sensors["freshness_alert_sensor"]["sensorState"]["status"] == "RUNNING"
+    assert {"sf_user_pipeline", "lakehouse_maintenance"} <= {j["name"] for j in repository["jobs"]}

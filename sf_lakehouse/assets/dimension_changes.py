@@ -6,6 +6,8 @@ import pyarrow as pa
 from dagster import MetadataValue
 from pyiceberg.table import Table
 
+from sf_lakehouse.lakehouse import state_before_last_write
+
 PREVIEW_ROWS = 10
 
 
@@ -14,16 +16,13 @@ def _rows(table: Table, snapshot_id: int | None) -> pa.Table:
 
 
 def change_metadata(table: Table) -> dict[str, Any]:
-    """Versions opened and closed by the latest snapshot, compared with the one before it."""
+    """Versions opened and closed by the latest write, compared with the state before it."""
     snapshot = table.current_snapshot()
     if snapshot is None:
         return {}
     current = _rows(table, snapshot.snapshot_id).to_pylist()
-    previous_rows = (
-        _rows(table, snapshot.parent_snapshot_id).to_pylist()
-        if snapshot.parent_snapshot_id is not None
-        else []
-    )
+    before = state_before_last_write(table)
+    previous_rows = _rows(table, before).to_pylist() if before is not None else []
     previous = {r["scd_id"]: r["is_current"] for r in previous_rows}
     opened = [r for r in current if r["scd_id"] not in previous]
     closed = [r for r in current if not r["is_current"] and previous.get(r["scd_id"]) is True]
