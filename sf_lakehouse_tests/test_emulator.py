@@ -27,6 +27,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+from sf_lakehouse.cli import main as emulator_cli_main
 from sf_lakehouse.emulator import (
     EmulatorCredentials,
     SalesforceEmulator,
@@ -34,7 +35,6 @@ from sf_lakehouse.emulator import (
     load_history,
     write_history,
 )
-from sf_lakehouse.emulator.cli import main as emulator_cli_main
 from sf_lakehouse.emulator.history import format_sf_datetime, parse_sf_datetime
 from sf_lakehouse.emulator.testing import redirecting_session
 
@@ -654,7 +654,7 @@ def test_cli_emulator_subprocess(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "sf_lakehouse.emulator.cli",
+            "sf_lakehouse.cli",
             "emulator",
             "--history",
             str(history),

@@ -1,8 +1,5 @@
-"""Command-line pieces for ``sf-lakehouse emulator`` and ``sf-lakehouse generate-org``.
-
-The main CLI mounts these with ``add_*_arguments`` / ``run_*_command``; ``python -m
-sf_lakehouse.emulator.cli {emulator,generate-org} ...`` runs them stand-alone.
-"""
+"""Command-line pieces for ``sf-lakehouse emulator`` and ``sf-lakehouse generate-org``; the
+main CLI (``sf_lakehouse.cli``) mounts them with ``add_*_arguments`` / ``run_*_command``."""
 
 from __future__ import annotations
 
@@ -23,8 +20,6 @@ from .synthetic import generate_org, trait_summary, write_history
 __all__ = [
     "add_emulator_arguments",
     "add_generate_arguments",
-    "build_parser",
-    "main",
     "run_emulator_command",
     "run_generate_command",
 ]
@@ -136,25 +131,3 @@ def run_generate_command(args: argparse.Namespace) -> int:
     summary = trait_summary(records)
     print(f"Wrote {summary['versions']} versions of {summary['users']} users to {args.output}")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser with the two commands (the main CLI has its own)."""
-    parser = argparse.ArgumentParser(prog="sf-lakehouse-emulator", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    emulator = commands.add_parser("emulator", help="serve the Salesforce API emulator")
-    add_emulator_arguments(emulator)
-    emulator.set_defaults(func=run_emulator_command)
-    generate = commands.add_parser("generate-org", help="write a synthetic org history")
-    add_generate_arguments(generate)
-    generate.set_defaults(func=run_generate_command)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
