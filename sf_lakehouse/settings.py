@@ -77,6 +77,41 @@ class OperationsSettings:
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """Names of one AWS environment's resources, derived from the naming conventions."""
+
+    environment: str
+    region: str
+    bucket_prefix: str
+    athena_workgroup: str
+
+    def bucket(self, kind: str) -> str:
+        """`lumata-lakehouse-<env>-raw|staging|scripts|athena-results`."""
+        if kind not in BUCKET_KINDS:
+            raise ValueError(f"unknown bucket kind {kind!r}; use one of {BUCKET_KINDS}")
+        return f"{self.bucket_prefix}-{kind}"
+
+    @property
+    def glue_role_name(self) -> str:
+        return f"GlueServiceRole-{self.environment}"
+
+    @property
+    def glue_job_name(self) -> str:
+        return f"sf-user-extraction-{self.environment}"
+
+    @property
+    def athena_results_location(self) -> str:
+        return f"s3://{self.bucket('athena-results')}/"
+
+    @property
+    def glue_script_location(self) -> str:
+        return f"s3://{self.bucket('scripts')}/glue/sf_user_extraction.py"
+
+
+BUCKET_KINDS = ("raw", "staging", "scripts", "athena-results")
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings of one environment."""
 
@@ -91,11 +126,26 @@ class Settings:
     salesforce: SalesforceSettings
     tracked_fields: tuple[str, ...]
     operations: OperationsSettings
-    bucket_prefix: str | None = None
+    extraction_mode: str = "in_process"
+    aws: AwsSettings | None = None
 
     @property
     def is_local(self) -> bool:
         return self.environment == "local"
+
+    def require_aws(self) -> AwsSettings:
+        if self.aws is None:
+            raise ConfigError(
+                f"environment {self.environment!r} has no aws section in "
+                "config/pipeline-config.yml (region, athena_workgroup, bucket_prefix)"
+            )
+        return self.aws
+
+    def database_location(self, database: str) -> str:
+        """Where a Glue database keeps its tables: raw in the raw bucket, curated in staging."""
+        aws = self.require_aws()
+        kind = "raw" if database == self.raw_database else "staging"
+        return f"s3://{aws.bucket(kind)}/{database}"
 
     @property
     def raw_table_identifier(self) -> str:
@@ -135,10 +185,21 @@ class Settings:
                 "warehouse": self.warehouse_dir.as_uri(),
             }
         if catalog_type == "glue":
-            properties = {"type": "glue"}
-            if region := self.catalog.get("region"):
-                properties["glue.region"] = str(region)
-                properties["s3.region"] = str(region)
+            region = str(self.require_aws().region)
+            properties = {"type": "glue", "glue.region": region, "s3.region": region}
+            # boto3 honours AWS_ENDPOINT_URL(_GLUE) itself; pyiceberg's S3 file IO needs it
+            # spelled out (a moto server or a VPC endpoint).
+            glue_endpoint = os.environ.get("AWS_ENDPOINT_URL_GLUE") or os.environ.get(
+                "AWS_ENDPOINT_URL"
+            )
+            s3_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+                "AWS_ENDPOINT_URL"
+            )
+            if glue_endpoint:
+                properties["glue.endpoint"] = glue_endpoint
+            if s3_endpoint:
+                properties["s3.endpoint"] = s3_endpoint
+                properties["s3.force-virtual-addressing"] = "false"
             return properties
         raise ConfigError(
             f"environments.{self.environment}.catalog.type is {catalog_type!r}; "
@@ -289,5 +350,25 @@ def resolve_settings(
         ),
         tracked_fields=tuple(_require(scd, "tracked_fields", f"{where}.scd")),
         operations=_operations(merged, where),
-        bucket_prefix=merged.get("bucket_prefix"),
+        extraction_mode=_extraction_mode(merged, where),
+        aws=_aws(merged, env_name, where),
+    )
+
+
+def _extraction_mode(merged: dict[str, Any], where: str) -> str:
+    mode = (merged.get("extraction") or {}).get("mode", "in_process")
+    if mode not in ("in_process", "glue"):
+        raise ConfigError(f"{where}.extraction.mode is {mode!r}; use in_process or glue")
+    return mode
+
+
+def _aws(merged: dict[str, Any], env_name: str, where: str) -> AwsSettings | None:
+    if (merged.get("catalog") or {}).get("type") != "glue":
+        return None
+    aws = _require(merged, "aws", where)
+    return AwsSettings(
+        environment=env_name,
+        region=_require(aws, "region", f"{where}.aws"),
+        bucket_prefix=_require(merged, "bucket_prefix", where),
+        athena_workgroup=_require(aws, "athena_workgroup", f"{where}.aws"),
     )

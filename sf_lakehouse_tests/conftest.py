@@ -13,6 +13,7 @@ import pytest
 
 from sf_lakehouse.resources import dbt_executable
 from sf_lakehouse.settings import DBT_PROJECT_DIR, Settings, resolve_settings
+from sf_lakehouse_tests.moto_server import aws_endpoint  # noqa: F401 - a fixture
 
 SF_VARS = (
     "SF_AUTH_METHOD",
