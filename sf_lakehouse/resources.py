@@ -36,7 +36,7 @@ from sf_lakehouse.lakehouse import (
     scan,
 )
 from sf_lakehouse.salesforce import SalesforceResource
-from sf_lakehouse.settings import DBT_PROJECT_DIR, Settings
+from sf_lakehouse.settings import DBT_PROJECT_DIR, ConfigError, Settings
 
 # Salesforce resource field -> environment variable (what `sf-lakehouse emulator --env-file`
 # writes, and what an operator exports for a real org).
@@ -56,6 +56,9 @@ SALESFORCE_ENV_VARS = {
 }
 
 
+CONNECTION_FIELDS = {"login_url", "domain", "ca_bundle", "api_version"}
+
+
 class LakehouseResource(ConfigurableResource):
     """The Iceberg catalog and the names of this environment's databases."""
 
@@ -64,6 +67,7 @@ class LakehouseResource(ConfigurableResource):
     raw_database: str
     curated_database: str
     lakehouse_home: str
+    dbt_variables: dict[str, str]
 
     def catalog(self) -> Catalog:
         return open_catalog(self.catalog_properties)
@@ -82,12 +86,6 @@ class LakehouseResource(ConfigurableResource):
             )
         return databases[key_prefix]
 
-    def dbt_vars(self) -> dict[str, str]:
-        return {
-            "lakehouse_home": self.lakehouse_home,
-            "raw_database": self.raw_database,
-            "curated_database": self.curated_database,
-        }
 
 
 class IcebergIOManager(ConfigurableIOManager):
@@ -151,15 +149,26 @@ class IcebergIOManager(ConfigurableIOManager):
 def salesforce_from_environment(settings: Settings) -> SalesforceResource:
     """Salesforce resource wired to the SF_* variables that are set; secrets stay EnvVars so
     their values never reach run config, logs or the UI."""
-    if settings.salesforce.auth_source != "environment":
-        raise NotImplementedError(
-            f"environment {settings.environment!r} reads Salesforce credentials from "
-            f"{settings.salesforce.auth_source}, which this version does not support yet; set "
-            "salesforce_auth.source: environment and the SF_* variables"
-        )
     config: dict[str, Any] = {"api_version": settings.salesforce.api_version}
+    source = settings.salesforce.auth_source
+    if source == "secretsmanager":
+        if not settings.salesforce.secret_id:
+            raise ConfigError(
+                f"environments.{settings.environment}.salesforce_auth.secret_id is missing"
+            )
+        config["secret_id"] = settings.salesforce.secret_id
+        config["aws_region"] = settings.require_aws().region
+        # Connection settings may still come from the environment; credentials may not.
+        allowed = CONNECTION_FIELDS
+    elif source == "environment":
+        allowed = set(SALESFORCE_ENV_VARS)
+    else:
+        raise ConfigError(
+            f"environments.{settings.environment}.salesforce_auth.source is {source!r}; "
+            "use environment or secretsmanager"
+        )
     for field_name, var in SALESFORCE_ENV_VARS.items():
-        if os.environ.get(var):
+        if field_name in allowed and os.environ.get(var):
             config[field_name] = EnvVar(var)
     return SalesforceResource(**config)
 
@@ -182,6 +191,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         raw_database=settings.raw_database,
         curated_database=settings.curated_database,
         lakehouse_home=str(settings.home),
+        dbt_variables=settings.dbt_vars(),
     )
     return {
         "lakehouse": lakehouse,
@@ -197,4 +207,4 @@ def build_resources(settings: Settings) -> dict[str, Any]:
 
 
 def dbt_vars_arg(lakehouse: LakehouseResource) -> str:
-    return json.dumps(lakehouse.dbt_vars(), sort_keys=True)
+    return json.dumps(lakehouse.dbt_variables, sort_keys=True)

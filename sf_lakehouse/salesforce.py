@@ -203,6 +203,12 @@ class SalesforceResource(ConfigurableResource):
         default=None, description="An existing session (with instance_url)"
     )
     instance_url: str | None = None
+    secret_id: str | None = Field(
+        default=None,
+        description="Read the credentials from this AWS Secrets Manager secret (JSON with "
+        "username/password/security_token[/domain] or client_id/client_secret[/domain])",
+    )
+    aws_region: str | None = Field(default=None, description="Region of the secret")
     ca_bundle: str | None = Field(
         default=None, description="CA bundle file to verify TLS with (the emulator writes one)"
     )
@@ -272,9 +278,35 @@ class SalesforceResource(ConfigurableResource):
             session.mount(prefix, _LoginHostAdapter(prefix, self.login_url))
         return session
 
+    def with_secret_credentials(self) -> SalesforceResource:
+        """This resource with the credentials of `secret_id` filled in (fetched at connect
+        time, never at definition load)."""
+        if not self.secret_id:
+            return self
+        from sf_lakehouse.aws.secrets import SecretError, read_salesforce_secret
+
+        if not self.aws_region:
+            raise SalesforceConfigError(f"secret {self.secret_id} needs aws_region")
+        try:
+            values = read_salesforce_secret(self.secret_id, self.aws_region)
+        except SecretError as error:
+            raise SalesforceConfigError(str(error)) from None
+        return SalesforceResource(
+            **{
+                **{k: v for k, v in self._config_values().items() if k not in ("secret_id",)},
+                **values,
+            }
+        )
+
+    def _config_values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
     def connect(self) -> SalesforceClient:
         """Log in (once per resource instance) and return the client."""
         if self._client is not None:
+            return self._client
+        if self.secret_id:
+            self._client = self.with_secret_credentials().connect()
             return self._client
         mode = self.auth_mode()
         session = self._http_session()

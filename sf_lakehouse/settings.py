@@ -141,6 +141,23 @@ class Settings:
             )
         return self.aws
 
+    def dbt_vars(self) -> dict[str, str]:
+        """The `--vars` of every dbt invocation, so dbt and Python agree on names and places."""
+        variables = {
+            "lakehouse_home": str(self.home),
+            "raw_database": self.raw_database,
+            "curated_database": self.curated_database,
+            "raw_table": self.raw_table,
+        }
+        if self.aws is not None:
+            variables |= {
+                "aws_region": self.aws.region,
+                "athena_workgroup": self.aws.athena_workgroup,
+                "s3_staging_dir": self.aws.athena_results_location + "dbt/",
+                "s3_data_dir": f"s3://{self.aws.bucket('staging')}/",
+            }
+        return variables
+
     def database_location(self, database: str) -> str:
         """Where a Glue database keeps its tables: raw in the raw bucket, curated in staging."""
         aws = self.require_aws()

@@ -50,11 +50,6 @@ def run_dbt(
     settings: Settings, *args: str, target_path: Path | None = None
 ) -> subprocess.CompletedProcess:
     """Run dbt for real on DuckDB against this test's lakehouse."""
-    dbt_vars = {
-        "lakehouse_home": str(settings.home),
-        "raw_database": settings.raw_database,
-        "curated_database": settings.curated_database,
-    }
     command = [
         dbt_executable(),
         *args,
@@ -67,7 +62,7 @@ def run_dbt(
         "--target-path",
         str(target_path or settings.home / "dbt_target"),
         "--vars",
-        json.dumps(dbt_vars),
+        json.dumps(settings.dbt_vars()),
     ]
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     return subprocess.run(

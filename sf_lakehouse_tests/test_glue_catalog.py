@@ -1,0 +1,99 @@
+"""The raw asset on the AWS side: credentials from Secrets Manager, the Iceberg table in the Glue
+catalog with its data on S3, all on a moto server on 127.0.0.1, Salesforce from the emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import boto3
+import dagster as dg
+import pytest
+
+from sf_lakehouse.assets.raw import build_raw_user_asset
+from sf_lakehouse.automation import root_error_message
+from sf_lakehouse.emulator import generate_org
+from sf_lakehouse.lakehouse import open_catalog
+from sf_lakehouse.resources import build_resources
+from sf_lakehouse.settings import Settings, resolve_settings
+
+START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
+
+
+def provision_minimum(settings: Settings, credentials: dict[str, str]) -> None:
+    """Just what the raw asset needs (`sf-lakehouse deploy` does all of it; see test_deploy)."""
+    aws = settings.require_aws()
+    s3 = boto3.client("s3", region_name=aws.region)
+    s3.create_bucket(
+        Bucket=aws.bucket("raw"), CreateBucketConfiguration={"LocationConstraint": aws.region}
+    )
+    boto3.client("glue", region_name=aws.region).create_database(
+        DatabaseInput={
+            "Name": settings.raw_database,
+            "LocationUri": settings.database_location(settings.raw_database),
+        }
+    )
+    boto3.client("secretsmanager", region_name=aws.region).create_secret(
+        Name=settings.salesforce.secret_id, SecretString=json.dumps(credentials)
+    )
+
+
+def test_raw_asset_writes_to_the_glue_catalog_on_s3(
+    aws_endpoint: str, tmp_path, emulator_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = resolve_settings("development", home=tmp_path / "lakehouse")
+    history = generate_org(users=30, seed=2, start=START, days=2)
+    emulator = emulator_factory(history, now=START + dt.timedelta(days=3))
+    env = emulator.env_vars()
+    provision_minimum(
+        settings,
+        {
+            "username": env["SF_USERNAME"],
+            "password": env["SF_PASSWORD"],
+            "security_token": env["SF_SECURITY_TOKEN"],
+            "domain": "login",
+        },
+    )
+    # Only connection settings come from the environment; the credentials come from the secret.
+    monkeypatch.setenv("SF_LOGIN_URL", env["SF_LOGIN_URL"])
+    monkeypatch.setenv("SF_CA_BUNDLE", env["SF_CA_BUNDLE"])
+    monkeypatch.setenv("SF_PASSWORD", "not-used-when-a-secret-is-configured")
+
+    result = dg.materialize(
+        [build_raw_user_asset(settings)],
+        resources=build_resources(settings),
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+
+    catalog = open_catalog(settings.catalog_properties())
+    table = catalog.load_table(settings.raw_table_identifier)
+    assert table.location().startswith(f"s3://{settings.require_aws().bucket('raw')}/")
+    assert [f.name for f in table.spec().fields] == ["_extracted_date"]
+    rows = table.scan().to_arrow()
+    assert rows.num_rows == len({r["Id"] for r in history})
+    objects = boto3.client("s3").list_objects_v2(Bucket=settings.require_aws().bucket("raw"))
+    keys = [o["Key"] for o in objects["Contents"]]
+    assert any(k.endswith(".parquet") for k in keys) and any(
+        k.endswith(".metadata.json") for k in keys
+    )
+    glue_table = boto3.client("glue").get_table(DatabaseName=settings.raw_database, Name="sf_user")
+    assert glue_table["Table"]["Parameters"]["table_type"].upper() == "ICEBERG"
+
+
+def test_a_missing_secret_is_a_clear_error(aws_endpoint: str, tmp_path) -> None:
+    settings = resolve_settings("development", home=tmp_path / "lakehouse")
+    result = dg.materialize(
+        [build_raw_user_asset(settings)],
+        resources=build_resources(settings),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    message = root_error_message(failure.step_failure_data.error)
+    assert (
+        "cannot read secret salesforce/development/credentials (ResourceNotFoundException)"
+        in message
+    )
+    assert "sf-lakehouse deploy" in message
