@@ -1,0 +1,1 @@
+"""The AWS side: Secrets Manager, deployment, the Glue job, Athena."""
