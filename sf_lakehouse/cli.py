@@ -169,6 +169,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from sf_lakehouse.pipeline import apply_environment, load_env_file
+    from sf_lakehouse.settings import resolve_settings
+    from sf_lakehouse.verify import verify
+
+    if args.env_file:
+        apply_environment(load_env_file(Path(args.env_file)))
+    return verify(resolve_settings(args.environment))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sf_lakehouse.emulator.cli import (
         add_emulator_arguments,
@@ -209,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
     query.set_defaults(handler=cmd_query)
+    check = commands.add_parser(
+        "verify", help="end-to-end integration check of an environment (pass/fail per check)"
+    )
+    check.add_argument("--environment", help="default: $SF_LAKEHOUSE_ENV or local")
+    check.add_argument("--env-file", help="KEY=VALUE file with SF_* connection settings")
+    check.set_defaults(handler=cmd_verify)
     return parser
 
 

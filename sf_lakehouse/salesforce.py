@@ -171,6 +171,11 @@ class SalesforceClient:
                 page["nextRecordsUrl"], identifier_is_url=True, headers=headers
             )
 
+    def limits(self) -> dict[str, Any]:
+        """The org's limits (`DailyApiRequests`: Max, Remaining, ...)."""
+        self.api_calls += 1
+        return dict(self._sf.limits())
+
     def count(self, soql: str) -> int:
         self.api_calls += 1
         return int(self._sf.query(soql)["totalSize"])

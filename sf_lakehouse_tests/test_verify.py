@@ -1,0 +1,146 @@
+"""`sf-lakehouse verify`: for real on the local lakehouse (DuckDB), and on a moto server for what
+moto supports (Athena runs no SQL there: the test queues the results Athena would return and
+checks which queries reached the workgroup)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import boto3
+import dagster as dg
+import pyarrow as pa
+import pytest
+import requests
+
+from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
+from sf_lakehouse.emulator import generate_org
+from sf_lakehouse.lakehouse import open_catalog, replace_rows
+from sf_lakehouse.settings import Settings, resolve_settings
+from sf_lakehouse.verify import AthenaEngine, verify
+
+START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def built_lakehouse(settings: Settings, connected) -> Settings:
+    connected(generate_org(users=25, seed=9, start=START, days=3), START + dt.timedelta(days=4))
+    result = (
+        build_definitions(settings)
+        .resolve_job_def(PIPELINE_JOB_NAME)
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    )
+    assert result.success
+    return settings
+
+
+def test_verify_passes_on_a_healthy_local_lakehouse(built_lakehouse: Settings, capsys) -> None:
+    assert verify(built_lakehouse) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "salesforce_connection",
+        "raw_table_has_rows",
+        "dimension_has_rows",
+        "scd_one_current_row_per_user",
+        "scd_no_overlapping_intervals",
+        "raw_summary",
+        "scd_summary",
+    ):
+        assert f"PASS  {name}" in out
+    assert "distinct_users=25" in out and "current_rows=25" in out
+    assert "All 7 checks passed." in out
+
+
+def test_verify_fails_and_names_the_broken_check(built_lakehouse: Settings, capsys) -> None:
+    settings = built_lakehouse
+    catalog = open_catalog(settings.catalog_properties())
+    table = catalog.load_table(settings.dimension_identifier)
+    rows = table.scan().to_arrow()
+    # A second current row for one user.
+    scd_id = pa.array(["a-second-current-row"], rows.schema.field("scd_id").type)
+    replace_rows(table, pa.concat_tables([rows, rows.slice(0, 1).set_column(0, "scd_id", scd_id)]))
+    assert verify(settings) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  scd_one_current_row_per_user" in out
+    assert "PASS  raw_table_has_rows" in out
+    assert "checks FAILED: scd_one_current_row_per_user" in out
+
+
+def test_verify_without_salesforce_reports_the_connection_and_goes_on(
+    built_lakehouse: Settings, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("SF_PASSWORD", "wrong")
+    assert verify(built_lakehouse) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  salesforce_connection" in out and "check the credentials" in out
+    assert "PASS  scd_summary" in out
+
+
+def athena_result(columns: list[str], values: list[str]) -> dict:
+    header = {"Data": [{"VarCharValue": c} for c in columns]}
+    row = {"Data": [{"VarCharValue": v} for v in values]}
+    return {"rows": [header, row], "column_info": [{"Name": c, "Type": "varchar"} for c in columns]}
+
+
+def test_verify_on_aws_sends_each_query_to_the_workgroup(
+    aws_endpoint: str, tmp_path, emulator_factory, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    settings = resolve_settings("development", home=tmp_path / "lakehouse")
+    aws = settings.require_aws()
+    emulator = emulator_factory(generate_org(users=5, seed=1, start=START, days=1), now=START)
+    env = emulator.env_vars()
+    boto3.client("secretsmanager", region_name=aws.region).create_secret(
+        Name=settings.salesforce.secret_id,
+        SecretString=json.dumps(
+            {
+                "username": env["SF_USERNAME"],
+                "password": env["SF_PASSWORD"],
+                "security_token": env["SF_SECURITY_TOKEN"],
+            }
+        ),
+    )
+    monkeypatch.setenv("SF_LOGIN_URL", env["SF_LOGIN_URL"])
+    monkeypatch.setenv("SF_CA_BUNDLE", env["SF_CA_BUNDLE"])
+    boto3.client("s3", region_name=aws.region).create_bucket(
+        Bucket=aws.bucket("athena-results"),
+        CreateBucketConfiguration={"LocationConstraint": aws.region},
+    )
+    athena = boto3.client("athena", region_name=aws.region)
+    athena.create_work_group(
+        Name=aws.athena_workgroup,
+        Configuration={"ResultConfiguration": {"OutputLocation": aws.athena_results_location}},
+    )
+    # What Athena would answer, in the order verify asks.
+    results = [
+        athena_result(["row_count"], ["742"]),
+        athena_result(["row_count"], ["642"]),
+        athena_result(["users_failing"], ["0"]),
+        athena_result(["rows_failing"], ["0"]),
+        athena_result(
+            ["raw_total_records", "distinct_users", "latest_extraction", "distinct_divisions"],
+            ["742", "300", "2026-11-25 10:00:00.000", "4"],
+        ),
+        athena_result(
+            ["scd_total_rows", "current_rows", "historical_rows", "users"],
+            ["642", "300", "342", "300"],
+        ),
+    ]
+    queued = requests.post(
+        f"{aws_endpoint}/moto-api/static/athena/query-results",
+        json={"results": results, "region": aws.region},
+        timeout=30,
+    )
+    assert queued.status_code == 201
+
+    assert verify(settings, AthenaEngine(settings, timeout_seconds=30)) == 0
+    out = capsys.readouterr().out
+    assert "Verifying development (Athena)" in out
+    assert "PASS  scd_summary: scd_total_rows=642, current_rows=300" in out
+    executions = athena.list_query_executions(WorkGroup=aws.athena_workgroup)["QueryExecutionIds"]
+    queries = [
+        athena.get_query_execution(QueryExecutionId=q)["QueryExecution"]["Query"]
+        for q in executions
+    ]
+    assert len(queries) == 6
+    assert any('"sf_curated_development"."dim_sf_user_scd"' in q for q in queries)
+    assert any('"sf_raw_development"."sf_user"' in q for q in queries)
