@@ -48,6 +48,28 @@ class Increment:
     def appended(self) -> int:
         return self.rows.num_rows
 
+    def summary(self, object_name: str) -> str:
+        return (
+            f"Fetched {self.fetched} {object_name} records since "
+            f"{self.since or 'the beginning'}; {self.appended} are new versions."
+        )
+
+    def metadata(self, api_usage: dict[str, int]) -> dict[str, object]:
+        """Per-run facts, as plain values (the in-process asset and the Glue job both report
+        these; datetimes are naive UTC or None)."""
+        return {
+            "rows_extracted": self.fetched,
+            "rows_appended": self.appended,
+            "watermark": self.watermark_after,
+            "previous_watermark": self.watermark_before,
+            "query_start": self.since,
+            "api_calls": self.api_calls,
+            "org_api_usage": api_usage.get("used", 0),
+            "org_api_limit": api_usage.get("limit", 0),
+            "fields": [f.name for f in self.fields],
+            "soql": self.soql,
+        }
+
 
 def extraction_start(watermark: dt.datetime | None, lookback_seconds: int) -> dt.datetime | None:
     """Where the next query starts: the lookback window behind the watermark (None: everything)."""

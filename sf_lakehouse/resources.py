@@ -87,7 +87,6 @@ class LakehouseResource(ConfigurableResource):
         return databases[key_prefix]
 
 
-
 class IcebergIOManager(ConfigurableIOManager):
     """Writes Arrow tables to Iceberg as the asset's metadata declares.
 
@@ -184,6 +183,23 @@ def dbt_executable() -> str:
     return found
 
 
+def pipes_glue_client(settings: Settings) -> Any:
+    """Launches the Glue job through Dagster Pipes; the run's context and the job's messages
+    travel through the scripts bucket. (Creating boto3 clients makes no AWS call.)"""
+    import boto3
+    from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
+
+    aws = settings.require_aws()
+    s3 = boto3.client("s3", region_name=aws.region)
+    return PipesGlueClient(
+        client=boto3.client("glue", region_name=aws.region),
+        context_injector=PipesS3ContextInjector(bucket=aws.bucket("scripts"), client=s3),
+        message_reader=PipesS3MessageReader(
+            bucket=aws.bucket("scripts"), client=s3, interval=1, include_stdio_in_messages=False
+        ),
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     lakehouse = LakehouseResource(
         environment=settings.environment,
@@ -193,7 +209,10 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         lakehouse_home=str(settings.home),
         dbt_variables=settings.dbt_vars(),
     )
-    return {
+    resources: dict[str, Any] = {}
+    if settings.extraction_mode == "glue":
+        resources["pipes_glue"] = pipes_glue_client(settings)
+    return resources | {
         "lakehouse": lakehouse,
         "iceberg_io_manager": IcebergIOManager(lakehouse=lakehouse),
         "salesforce": salesforce_from_environment(settings),

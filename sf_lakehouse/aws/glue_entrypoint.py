@@ -1,0 +1,111 @@
+"""Script of the AWS Glue job `sf-user-extraction-<env>` (a Python shell job).
+
+The same extraction as the in-process raw asset: `extract_increment`, then one Iceberg append
+to the Glue catalog with the raw table's layout. Dagster launches it through Pipes
+(`PipesGlueClient`): the run's context comes from, and the materialization metadata goes to,
+the scripts bucket. `sf-lakehouse deploy` uploads this file as the job's script and the
+`sf_lakehouse` package beside it (`--extra-py-files`).
+
+Glue passes job arguments as `--NAME value`; this job needs `--SF_LAKEHOUSE_ENV` (and the
+Pipes bootstrap arguments Dagster adds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def _pipes_metadata(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain values in the Pipes metadata format (timestamps need their type spelled out)."""
+    converted: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, dt.datetime):
+            converted[name] = {
+                "raw_value": value.replace(tzinfo=dt.UTC).timestamp(),
+                "type": "timestamp",
+            }
+        elif value is None:
+            converted[name] = {"raw_value": "none", "type": "text"}
+        elif name == "soql":
+            converted[name] = {"raw_value": f"```sql\n{value}\n```", "type": "md"}
+        elif isinstance(value, list):
+            converted[name] = {"raw_value": value, "type": "json"}
+        else:
+            converted[name] = value
+    return converted
+
+
+def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one extraction; `config` replaces config/pipeline-config.yml (tests)."""
+    import boto3
+    from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
+
+    from sf_lakehouse.extraction import extract_increment
+    from sf_lakehouse.lakehouse import (
+        RAW_LAYOUT,
+        append_rows,
+        ensure_table,
+        load_table_or_none,
+        open_catalog,
+    )
+    from sf_lakehouse.resources import salesforce_from_environment
+    from sf_lakehouse.settings import resolve_settings
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="sf-user-extraction")
+    parser.add_argument("--SF_LAKEHOUSE_ENV", required=True)
+    args, _ = parser.parse_known_args(argv)
+    settings = resolve_settings(args.SF_LAKEHOUSE_ENV, config=config)
+    region = settings.require_aws().region
+    s3 = boto3.client("s3", region_name=region)
+    with open_dagster_pipes(
+        params_loader=_params_loader(argv),
+        context_loader=PipesS3ContextLoader(client=s3),
+        message_writer=PipesS3MessageWriter(client=s3, interval=1),
+    ) as pipes:
+        client = salesforce_from_environment(settings).process_config_and_initialize().connect()
+        catalog = open_catalog(settings.catalog_properties())
+
+        increment = extract_increment(
+            client,
+            load_table_or_none(catalog, settings.raw_table_identifier),
+            settings.salesforce,
+            run_id=pipes.run_id or os.environ.get("JOB_RUN_ID", "glue"),
+            extracted_at=dt.datetime.now(dt.UTC),
+        )
+        table = ensure_table(
+            catalog, settings.raw_table_identifier, increment.rows.schema, RAW_LAYOUT
+        )
+        append_rows(table, increment.rows)
+        pipes.log.info(increment.summary(settings.salesforce.object_name))
+        metadata = increment.metadata(client.api_usage)
+        pipes.report_asset_materialization(metadata=_pipes_metadata(metadata))
+        return metadata
+
+
+def _params_loader(argv: Sequence[str]) -> Any:
+    """Pipes parameters from the job's argument list (Glue passes them as `--name value`)."""
+    from dagster_pipes import DAGSTER_PIPES_CLI_PARSER, PipesParamsLoader, decode_param
+
+    parsed, _ = DAGSTER_PIPES_CLI_PARSER.parse_known_args(list(argv))
+
+    class ArgvParamsLoader(PipesParamsLoader):
+        def is_dagster_pipes_process(self) -> bool:
+            return parsed.dagster_pipes_context is not None
+
+        def load_context_params(self) -> dict[str, Any]:
+            return decode_param(parsed.dagster_pipes_context)
+
+        def load_messages_params(self) -> dict[str, Any]:
+            return decode_param(parsed.dagster_pipes_messages)
+
+    return ArgvParamsLoader()
+
+
+if __name__ == "__main__":
+    main()
