@@ -64,3 +64,20 @@ def test_pipeline_job_and_resources(definitions: dg.Definitions) -> None:
     job = definitions.resolve_job_def(PIPELINE_JOB_NAME)
     assert job.name == PIPELINE_JOB_NAME
     assert set(definitions.resources) >= {"salesforce", "lakehouse", "iceberg_io_manager", "dbt"}
+
+
+@pytest.mark.parametrize("environment", ["development", "staging", "prod"])
+def test_aws_environments_load_without_calling_aws(
+    environment: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Loading the code location for an AWS environment makes no AWS call (a closed port
+    would fail any), and needs no credentials: the secret is read when a run connects."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SF_LAKEHOUSE_ENV", environment)
+    monkeypatch.setenv("SF_LAKEHOUSE_HOME", str(tmp_path))
+    loaded = defs()
+    resources = loaded.resources
+    assert resources["salesforce"].secret_id == f"salesforce/{environment}/credentials"
+    assert resources["lakehouse"].catalog_properties["type"] == "glue"
+    assert resources["dbt"].target == environment
+    assert resources["lakehouse"].dbt_variables["athena_workgroup"] == f"sf-lakehouse-{environment}"
