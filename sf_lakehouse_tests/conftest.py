@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sf_lakehouse.resources import dbt_executable
-from sf_lakehouse.settings import DBT_PROJECT_DIR, Settings, resolve_settings
+from sf_lakehouse.assets.dbt import dbt_command
+from sf_lakehouse.settings import Settings, resolve_settings
 from sf_lakehouse_tests.moto_server import aws_endpoint  # noqa: F401 - a fixture
 
 SF_VARS = (
@@ -50,20 +50,13 @@ def run_dbt(
     settings: Settings, *args: str, target_path: Path | None = None
 ) -> subprocess.CompletedProcess:
     """Run dbt for real on DuckDB against this test's lakehouse."""
-    command = [
-        dbt_executable(),
+    command = dbt_command(
         *args,
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target",
-        "local",
         "--target-path",
         str(target_path or settings.home / "dbt_target"),
         "--vars",
         json.dumps(settings.dbt_vars()),
-    ]
+    )
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     return subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=300, check=False

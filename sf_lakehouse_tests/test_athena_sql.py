@@ -13,8 +13,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from sf_lakehouse.resources import dbt_executable
-from sf_lakehouse.settings import DBT_PROJECT_DIR, resolve_settings
+from sf_lakehouse.assets.dbt import dbt_command
+from sf_lakehouse.settings import resolve_settings
 
 AWS_TARGETS = ["development", "staging", "prod"]
 # Functions Trino knows that sqlglot's Trino dialect does not model; extend with care.
@@ -63,21 +63,15 @@ def test_every_model_and_test_compiles_to_valid_athena_sql(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     result = subprocess.run(
-        [
-            dbt_executable(),
+        dbt_command(
             "compile",
             "--no-populate-cache",
-            "--target",
-            environment,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
             "--target-path",
             str(target_path),
             "--vars",
             json.dumps(settings.dbt_vars()),
-        ],
+            target=environment,
+        ),
         capture_output=True,
         text=True,
         env=env,

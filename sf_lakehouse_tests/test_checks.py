@@ -18,6 +18,7 @@ from sf_lakehouse.checks import (
     raw_tracked_fields_exist,
     raw_versions_unique,
 )
+from sf_lakehouse_tests.tables import DIMENSION_SCHEMA, RAW_SCHEMA
 
 U1, U2, U3 = "005000000000001AAA", "005000000000002AAA", "005000000000003AAA"
 T = [dt.datetime(2026, 3, 1, 8) + dt.timedelta(hours=h) for h in range(5)]
@@ -42,21 +43,7 @@ def raw_table(rows: list[tuple]) -> pa.Table:
             }
             for i, s, d, p in rows
         ],
-        schema=pa.schema(
-            [
-                ("id", pa.string()),
-                ("username", pa.string()),
-                ("name", pa.string()),
-                ("email", pa.string()),
-                ("isactive", pa.bool_()),
-                ("division", pa.string()),
-                ("audit_phase__c", pa.string()),
-                ("systemmodstamp", pa.timestamp("us")),
-                ("lastmodifieddate", pa.timestamp("us")),
-                ("_extracted_at", pa.timestamp("us")),
-                ("_run_id", pa.string()),
-            ]
-        ),
+        schema=RAW_SCHEMA,
     )
 
 
@@ -79,21 +66,7 @@ def dim_table(rows: list[tuple]) -> pa.Table:
             }
             for s, u, d, f, t, c in rows
         ],
-        schema=pa.schema(
-            [
-                ("scd_id", pa.string()),
-                ("user_id", pa.string()),
-                ("username", pa.string()),
-                ("name", pa.string()),
-                ("email", pa.string()),
-                ("is_active", pa.bool_()),
-                ("division", pa.string()),
-                ("audit_phase", pa.string()),
-                ("effective_from", pa.timestamp("us")),
-                ("effective_to", pa.timestamp("us")),
-                ("is_current", pa.bool_()),
-            ]
-        ),
+        schema=DIMENSION_SCHEMA,
     )
 
 

@@ -15,6 +15,7 @@ from sf_lakehouse.lakehouse import RAW_LAYOUT, append_rows, ensure_table, open_c
 from sf_lakehouse.scd2_rule import comparable, expected_dimension
 from sf_lakehouse.settings import Settings, resolve_settings
 from sf_lakehouse_tests.conftest import run_dbt
+from sf_lakehouse_tests.tables import RAW_SCHEMA
 
 T0 = dt.datetime(2026, 3, 1, 8)
 RUN1 = dt.datetime(2026, 3, 2, 0)
@@ -27,22 +28,6 @@ U_OTHER_FIELDS = "005000000000004AAA"
 U_REVERT = "005000000000005AAA"
 U_REEXTRACTED = "005000000000006AAA"
 U_BURST = "005000000000007AAA"
-
-RAW_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("username", pa.string()),
-        ("name", pa.string()),
-        ("email", pa.string()),
-        ("isactive", pa.bool_()),
-        ("division", pa.string()),
-        ("audit_phase__c", pa.string()),
-        ("lastmodifieddate", pa.timestamp("us")),
-        ("systemmodstamp", pa.timestamp("us")),
-        ("_extracted_at", pa.timestamp("us")),
-        ("_run_id", pa.string()),
-    ]
-)
 
 
 def obs(

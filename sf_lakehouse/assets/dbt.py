@@ -38,23 +38,24 @@ class LakehouseDbtTranslator(DagsterDbtTranslator):
         return list(OWNERS)
 
 
+def dbt_command(*args: str, target: str = "local") -> list[str]:
+    """A dbt command line for this project, with the dbt of this environment (dagster-dbt's
+    own preparer needs dbt on PATH, which an unactivated venv does not give)."""
+    project = str(DBT_PROJECT_DIR)
+    return [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        project,
+        "--profiles-dir",
+        project,
+        "--target",
+        target,
+    ]
+
+
 def parse_dbt_project() -> None:
-    """`dbt parse` with the dbt of this environment (dagster-dbt's own preparer needs dbt on
-    PATH, which an unactivated venv does not give)."""
-    subprocess.run(
-        [
-            dbt_executable(),
-            "parse",
-            "--quiet",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target",
-            "local",
-        ],
-        check=True,
-    )
+    subprocess.run(dbt_command("parse", "--quiet"), check=True)
 
 
 def dbt_project() -> DbtProject:
