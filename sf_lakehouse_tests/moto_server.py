@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 AWS_REGION = "eu-west-1"
 
@@ -24,6 +25,8 @@ def aws_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps its accounts in process-wide state: start every test from an empty AWS.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
