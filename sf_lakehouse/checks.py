@@ -6,7 +6,7 @@ The raw checks are blocking: in a run that also builds the dimension, a failed r
 dbt before it reads bad data.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +17,10 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetKey,
     MetadataValue,
-    asset_check,
+    multi_asset_check,
 )
 from pyiceberg.table import Table
 
@@ -37,14 +38,6 @@ class Outcome:
     passed: bool
     summary: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-    def result(self) -> AssetCheckResult:
-        return AssetCheckResult(
-            passed=self.passed,
-            severity=AssetCheckSeverity.ERROR,
-            description=self.summary,
-            metadata={"summary": self.summary, **self.metadata},
-        )
 
 
 def _query(sql: str, **tables: pa.Table) -> list[tuple]:
@@ -265,98 +258,94 @@ def _load(lakehouse: LakehouseResource, identifier: str) -> Table:
 
 
 def build_checks(settings: Settings) -> list[AssetChecksDefinition]:
+    """Two check steps (raw, dimension), each reading its tables once and reporting every
+    check separately; fewer steps keep a run short, and each check still passes or fails alone."""
     raw_key = AssetKey(list(RAW_USER_KEY))
     dim_key = AssetKey(list(DIMENSION_KEY))
     raw_id = settings.raw_table_identifier
     dim_id = settings.dimension_identifier
 
-    @asset_check(
-        asset=raw_key, blocking=True, description="No (id, systemmodstamp) version is stored twice."
-    )
-    def raw_versions_are_unique(
-        context: AssetCheckExecutionContext, lakehouse: LakehouseResource
-    ) -> AssetCheckResult:
-        return raw_versions_unique(_load(lakehouse, raw_id).scan().to_arrow()).result()
-
-    @asset_check(
-        asset=raw_key,
-        blocking=True,
-        description="Every id is an 18-character Salesforce User id (prefix 005).",
-    )
-    def raw_ids_are_18_character_user_ids(
-        context: AssetCheckExecutionContext, lakehouse: LakehouseResource
-    ) -> AssetCheckResult:
-        table = _load(lakehouse, raw_id)
-        return raw_ids_are_user_ids(table.scan(selected_fields=("id",)).to_arrow()).result()
-
-    @asset_check(
-        asset=raw_key,
-        blocking=True,
-        name="raw_tracked_fields_exist",
-        description="The fields the dimension tracks are columns of the raw table.",
-    )
-    def raw_tracked_fields_exist_check(
-        context: AssetCheckExecutionContext, lakehouse: LakehouseResource
-    ) -> AssetCheckResult:
-        schema = _load(lakehouse, raw_id).schema().as_arrow()
-        return raw_tracked_fields_exist(schema, settings.tracked_fields).result()
-
-    @asset_check(
-        asset=raw_key,
-        blocking=True,
-        name="raw_row_count_never_drops",
-        description="The append-only raw table never loses rows between snapshots.",
-    )
-    def raw_row_count_never_drops_check(
-        context: AssetCheckExecutionContext, lakehouse: LakehouseResource
-    ) -> AssetCheckResult:
-        return raw_row_count_never_drops(_snapshot_row_counts(_load(lakehouse, raw_id))).result()
-
-    def dim_check(
-        name: str, description: str, evaluate: Callable[[LakehouseResource], Outcome]
-    ) -> AssetChecksDefinition:
-        @asset_check(asset=dim_key, name=name, description=description)
-        def _check(
-            context: AssetCheckExecutionContext, lakehouse: LakehouseResource
-        ) -> AssetCheckResult:
-            return evaluate(lakehouse).result()
-
-        return _check
-
-    def dimension(lakehouse: LakehouseResource) -> pa.Table:
-        return _load(lakehouse, dim_id).scan().to_arrow()
-
-    def raw(lakehouse: LakehouseResource) -> pa.Table:
-        return _load(lakehouse, raw_id).scan().to_arrow()
-
-    return [
-        raw_versions_are_unique,
-        raw_ids_are_18_character_user_ids,
-        raw_tracked_fields_exist_check,
-        raw_row_count_never_drops_check,
-        dim_check(
-            "exactly_one_current_row_per_user",
+    raw_checks: dict[str, tuple[str, Callable[[Table], Outcome]]] = {
+        "raw_versions_are_unique": (
+            "No (id, systemmodstamp) version is stored twice.",
+            lambda t: raw_versions_unique(
+                t.scan(selected_fields=("id", "systemmodstamp")).to_arrow()
+            ),
+        ),
+        "raw_ids_are_18_character_user_ids": (
+            "Every id is an 18-character Salesforce User id (prefix 005).",
+            lambda t: raw_ids_are_user_ids(t.scan(selected_fields=("id",)).to_arrow()),
+        ),
+        "raw_tracked_fields_exist": (
+            "The fields the dimension tracks are columns of the raw table.",
+            lambda t: raw_tracked_fields_exist(t.schema().as_arrow(), settings.tracked_fields),
+        ),
+        "raw_row_count_never_drops": (
+            "The append-only raw table never loses rows between snapshots.",
+            lambda t: raw_row_count_never_drops(_snapshot_row_counts(t)),
+        ),
+    }
+    dimension_checks: dict[str, tuple[str, Callable[[pa.Table, pa.Table], Outcome]]] = {
+        "exactly_one_current_row_per_user": (
             "Each user has exactly one current row.",
-            lambda lh: one_current_row_per_user(dimension(lh)),
+            lambda raw, dim: one_current_row_per_user(dim),
         ),
-        dim_check(
-            "intervals_without_overlaps_or_gaps",
+        "intervals_without_overlaps_or_gaps": (
             "A user's intervals follow each other without overlap or gap.",
-            lambda lh: intervals_contiguous(dimension(lh)),
+            lambda raw, dim: intervals_contiguous(dim),
         ),
-        dim_check(
-            "effective_to_after_effective_from",
+        "effective_to_after_effective_from": (
             "Closed rows end after they start.",
-            lambda lh: effective_to_after_effective_from(dimension(lh)),
+            lambda raw, dim: effective_to_after_effective_from(dim),
         ),
-        dim_check(
-            "every_raw_user_in_dimension",
+        "every_raw_user_in_dimension": (
             "Every user of the raw table has history.",
-            lambda lh: every_raw_user_in_dimension(raw(lh), dimension(lh)),
+            every_raw_user_in_dimension,
         ),
-        dim_check(
-            "dimension_matches_the_scd2_rule",
+        "dimension_matches_the_scd2_rule": (
             "The dimension equals the SCD2 rule recomputed in Python from the raw table.",
-            lambda lh: dimension_matches_rule(raw(lh), dimension(lh)),
+            dimension_matches_rule,
         ),
-    ]
+    }
+
+    @multi_asset_check(
+        name="raw_table_checks",
+        specs=[
+            AssetCheckSpec(name, asset=raw_key, description=description, blocking=True)
+            for name, (description, _) in raw_checks.items()
+        ],
+    )
+    def raw_table_checks(
+        context: AssetCheckExecutionContext, lakehouse: LakehouseResource
+    ) -> Iterator[AssetCheckResult]:
+        table = _load(lakehouse, raw_id)
+        for name, (_, evaluate) in raw_checks.items():
+            yield _result(evaluate(table), name, raw_key)
+
+    @multi_asset_check(
+        name="dimension_checks",
+        specs=[
+            AssetCheckSpec(name, asset=dim_key, description=description)
+            for name, (description, _) in dimension_checks.items()
+        ],
+    )
+    def dimension_table_checks(
+        context: AssetCheckExecutionContext, lakehouse: LakehouseResource
+    ) -> Iterator[AssetCheckResult]:
+        raw = _load(lakehouse, raw_id).scan().to_arrow()
+        dim = _load(lakehouse, dim_id).scan().to_arrow()
+        for name, (_, evaluate) in dimension_checks.items():
+            yield _result(evaluate(raw, dim), name, dim_key)
+
+    return [raw_table_checks, dimension_table_checks]
+
+
+def _result(outcome: Outcome, name: str, asset_key: AssetKey) -> AssetCheckResult:
+    return AssetCheckResult(
+        check_name=name,
+        asset_key=asset_key,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=outcome.summary,
+        metadata={"summary": outcome.summary, **outcome.metadata},
+    )
