@@ -179,6 +179,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify(resolve_settings(args.environment))
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from sf_lakehouse.aws.deploy import run_deploy
+
+    return run_deploy(
+        args.environment,
+        dry_run=args.dry_run,
+        assume_yes=args.yes,
+        username=args.sf_username,
+        password=args.sf_password,
+        security_token=args.sf_token,
+        domain=args.sf_domain,
+        credentials_file=args.credentials_file,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sf_lakehouse.emulator.cli import (
         add_emulator_arguments,
@@ -225,6 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--environment", help="default: $SF_LAKEHOUSE_ENV or local")
     check.add_argument("--env-file", help="KEY=VALUE file with SF_* connection settings")
     check.set_defaults(handler=cmd_verify)
+
+    deploy = commands.add_parser(
+        "deploy", help="provision an AWS environment idempotently (plan, then apply)"
+    )
+    deploy.add_argument("--environment", required=True, help="an AWS environment of the config")
+    deploy.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    deploy.add_argument("--yes", action="store_true", help="apply without asking (terminal only)")
+    deploy.add_argument("--sf-username", help="Salesforce credentials for the secret ...")
+    deploy.add_argument("--sf-password", help="... prompted for when omitted on a terminal")
+    deploy.add_argument("--sf-token", help="... security token, prompted for likewise")
+    deploy.add_argument("--sf-domain", help="login (default), test or mycompany.my")
+    deploy.add_argument(
+        "--credentials-file",
+        help="JSON {username, password, security_token, domain} or {client_id, client_secret, "
+        "domain}",
+    )
+    deploy.set_defaults(handler=cmd_deploy)
     return parser
 
 

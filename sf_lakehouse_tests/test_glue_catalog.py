@@ -4,7 +4,6 @@ catalog with its data on S3, all on a moto server on 127.0.0.1, Salesforce from 
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import boto3
 import dagster as dg
@@ -12,30 +11,13 @@ import pytest
 
 from sf_lakehouse.assets.raw import build_raw_user_asset
 from sf_lakehouse.automation import root_error_message
+from sf_lakehouse.cli import main as cli_main
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse import open_catalog
 from sf_lakehouse.resources import build_resources
-from sf_lakehouse.settings import Settings, resolve_settings
+from sf_lakehouse.settings import resolve_settings
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
-
-
-def provision_minimum(settings: Settings, credentials: dict[str, str]) -> None:
-    """Just what the raw asset needs (`sf-lakehouse deploy` does all of it; see test_deploy)."""
-    aws = settings.require_aws()
-    s3 = boto3.client("s3", region_name=aws.region)
-    s3.create_bucket(
-        Bucket=aws.bucket("raw"), CreateBucketConfiguration={"LocationConstraint": aws.region}
-    )
-    boto3.client("glue", region_name=aws.region).create_database(
-        DatabaseInput={
-            "Name": settings.raw_database,
-            "LocationUri": settings.database_location(settings.raw_database),
-        }
-    )
-    boto3.client("secretsmanager", region_name=aws.region).create_secret(
-        Name=settings.salesforce.secret_id, SecretString=json.dumps(credentials)
-    )
 
 
 def test_raw_asset_writes_to_the_glue_catalog_on_s3(
@@ -45,15 +27,23 @@ def test_raw_asset_writes_to_the_glue_catalog_on_s3(
     history = generate_org(users=30, seed=2, start=START, days=2)
     emulator = emulator_factory(history, now=START + dt.timedelta(days=3))
     env = emulator.env_vars()
-    provision_minimum(
-        settings,
-        {
-            "username": env["SF_USERNAME"],
-            "password": env["SF_PASSWORD"],
-            "security_token": env["SF_SECURITY_TOKEN"],
-            "domain": "login",
-        },
+    # The operator's path: `sf-lakehouse deploy`, then a run against the emulator.
+    deployed = cli_main(
+        [
+            "deploy",
+            "--environment",
+            "development",
+            "--sf-username",
+            env["SF_USERNAME"],
+            "--sf-password",
+            env["SF_PASSWORD"],
+            "--sf-token",
+            env["SF_SECURITY_TOKEN"],
+            "--sf-domain",
+            "login",
+        ]
     )
+    assert deployed == 0
     # Only connection settings come from the environment; the credentials come from the secret.
     monkeypatch.setenv("SF_LOGIN_URL", env["SF_LOGIN_URL"])
     monkeypatch.setenv("SF_CA_BUNDLE", env["SF_CA_BUNDLE"])
@@ -72,6 +62,8 @@ def test_raw_asset_writes_to_the_glue_catalog_on_s3(
     assert [f.name for f in table.spec().fields] == ["_extracted_date"]
     rows = table.scan().to_arrow()
     assert rows.num_rows == len({r["Id"] for r in history})
+    # The custom field the org reports joined the schema deploy created.
+    assert "audit_phase__c" in rows.column_names
     objects = boto3.client("s3").list_objects_v2(Bucket=settings.require_aws().bucket("raw"))
     keys = [o["Key"] for o in objects["Contents"]]
     assert any(k.endswith(".parquet") for k in keys) and any(

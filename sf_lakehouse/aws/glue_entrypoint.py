@@ -1,13 +1,14 @@
-"""Script of the AWS Glue job `sf-user-extraction-<env>` (a Python shell job).
+"""Script of the AWS Glue job `sf-user-extraction-<env>` (a Glue 5.0 job, Python 3.11).
 
 The same extraction as the in-process raw asset: `extract_increment`, then one Iceberg append
 to the Glue catalog with the raw table's layout. Dagster launches it through Pipes
 (`PipesGlueClient`): the run's context comes from, and the materialization metadata goes to,
 the scripts bucket. `sf-lakehouse deploy` uploads this file as the job's script and the
-`sf_lakehouse` package beside it (`--extra-py-files`).
+`sf_lakehouse` package (`--extra-py-files`) and the pipeline config (`--extra-files`) beside it.
 
-Glue passes job arguments as `--NAME value`; this job needs `--SF_LAKEHOUSE_ENV` (and the
-Pipes bootstrap arguments Dagster adds).
+Glue passes job arguments as `--NAME value`; this job needs `--SF_LAKEHOUSE_ENV`, takes
+`--SF_LAKEHOUSE_CONFIG` (the config file Glue copied next to the script), and the Pipes bootstrap
+arguments Dagster adds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -54,12 +56,16 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
         open_catalog,
     )
     from sf_lakehouse.resources import salesforce_from_environment
-    from sf_lakehouse.settings import resolve_settings
+    from sf_lakehouse.settings import load_config, resolve_settings
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="sf-user-extraction")
     parser.add_argument("--SF_LAKEHOUSE_ENV", required=True)
+    parser.add_argument("--SF_LAKEHOUSE_CONFIG")
     args, _ = parser.parse_known_args(argv)
+    if args.SF_LAKEHOUSE_CONFIG and config is None:
+        # Inside the job the package is a zip: the config comes as a file of its own.
+        config = load_config(Path(args.SF_LAKEHOUSE_CONFIG))
     settings = resolve_settings(args.SF_LAKEHOUSE_ENV, config=config)
     region = settings.require_aws().region
     s3 = boto3.client("s3", region_name=region)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 PASSWORD_KEYS = frozenset({"username", "password", "security_token"})
@@ -15,28 +16,38 @@ class SecretError(ValueError):
     """The secret is missing, unreadable or malformed; the message never contains its values."""
 
 
-def validate_credentials(values: dict[str, Any], secret_id: str) -> dict[str, str]:
-    """Exactly one complete credential set (password or OAuth client), known keys only."""
+CREDENTIAL_KEY_ORDER = ("username", "password", "security_token", "client_id", "client_secret")
+
+
+def validate_credentials(values: Mapping[str, Any], source: str) -> dict[str, str]:
+    """Exactly one complete credential set (password or OAuth client), known keys only; the
+    domain defaults to `login`. Errors name `source` and the keys, never a value."""
     unknown = sorted(set(values) - ALLOWED_KEYS)
     if unknown:
         raise SecretError(
-            f"secret {secret_id} has unknown key(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(sorted(ALLOWED_KEYS))}"
+            f"{source} has unknown key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(ALLOWED_KEYS))}"
         )
-    present = {k for k, v in values.items() if v not in (None, "")}
+    not_text = sorted(k for k, v in values.items() if v is not None and not isinstance(v, str))
+    if not_text:
+        raise SecretError(f"{source}: {', '.join(not_text)} must be strings")
+    present = {k for k, v in values.items() if v}
     has_password = present >= PASSWORD_KEYS
     has_oauth = present >= OAUTH_KEYS
-    if has_password == has_oauth:
-        missing_password = sorted(PASSWORD_KEYS - present)
-        missing_oauth = sorted(OAUTH_KEYS - present)
-        detail = (
-            "both a password set and an OAuth client set"
-            if has_password
-            else f"missing {', '.join(missing_password)} (password login) or "
-            f"{', '.join(missing_oauth)} (OAuth client credentials)"
+    if has_password and has_oauth:
+        raise SecretError(f"{source} holds both a password set and an OAuth client set; keep one")
+    if not has_password and not has_oauth:
+        missing_password = ", ".join(sorted(PASSWORD_KEYS - present))
+        missing_oauth = ", ".join(sorted((OAUTH_KEYS | {"domain"}) - present))
+        raise SecretError(
+            f"{source} is missing {missing_password} (password login) or {missing_oauth} "
+            "(OAuth client credentials)"
         )
-        raise SecretError(f"secret {secret_id} must hold exactly one credential set: {detail}")
-    return {k: str(v) for k, v in values.items() if k in present}
+    if has_oauth and "domain" not in present:
+        raise SecretError(f"{source} is missing domain (your My Domain, e.g. mycompany.my)")
+    result = {k: str(values[k]) for k in CREDENTIAL_KEY_ORDER if k in present}
+    result["domain"] = str(values.get("domain") or "login")
+    return result
 
 
 def read_salesforce_secret(secret_id: str, region: str) -> dict[str, str]:
@@ -63,4 +74,4 @@ def read_salesforce_secret(secret_id: str, region: str) -> dict[str, str]:
         raise SecretError(f"secret {secret_id} is not a JSON object") from None
     if not isinstance(values, dict):
         raise SecretError(f"secret {secret_id} is not a JSON object")
-    return validate_credentials(values, secret_id)
+    return validate_credentials(values, f"secret {secret_id}")
