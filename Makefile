@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: demo test lint dev install clean
+.PHONY: demo test lint dev install browser clean
 
 install: $(STAMP) $(MANIFEST)
 
@@ -23,7 +23,11 @@ $(MANIFEST): $(STAMP) $(shell find dbt_project -name '*.sql' -o -name '*.yml' | 
 demo: install
 	$(BIN)/sf-lakehouse demo
 
-test: install
+# The browser test drives Debian's Chromium; installing it needs root (CI is root).
+browser:
+	@bash .ci/install-browser || echo "warning: no Chromium; the browser test will fail (run .ci/install-browser as root)"
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
