@@ -1,0 +1,427 @@
+"""The one place where the environment is resolved.
+
+`SF_LAKEHOUSE_ENV` (default `local`) picks an entry of `config/pipeline-config.yml`; the object
+specs come from `config/objects/` beside it and are shared by every environment. Nothing reads
+the process environment at import time: callers ask for `resolve_settings()` when they need it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from sf_lakehouse.config.errors import ConfigError, StrictModel, describe_validation_error
+from sf_lakehouse.config.objects import (
+    CURATED_PREFIX,
+    OBJECTS_DIR_NAME,
+    RAW_PREFIX,
+    ObjectSpec,
+    load_object_specs,
+)
+
+ENV_VAR = "SF_LAKEHOUSE_ENV"
+HOME_VAR = "SF_LAKEHOUSE_HOME"
+CONFIG_VAR = "SF_LAKEHOUSE_CONFIG"
+DEFAULT_ENVIRONMENT = "local"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "pipeline-config.yml"
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+BUCKET_KINDS = ("raw", "staging", "scripts", "athena-results")
+
+
+# --- the configuration file's sections ----------------------------------------------------------
+
+
+class ScheduleSettings(StrictModel):
+    cron: str = Field(min_length=1)
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("a cron string has five fields, e.g. '0 * * * *'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone; use e.g. UTC or Europe/Dublin") from None
+        return value
+
+
+class Schedules(StrictModel):
+    pipeline: ScheduleSettings
+    maintenance: ScheduleSettings
+
+
+class Sensors(StrictModel):
+    salesforce_change_interval_seconds: int = Field(gt=0)
+    freshness_interval_seconds: int = Field(gt=0)
+
+
+class MaintenanceSettings(StrictModel):
+    snapshot_retention_hours: int = Field(ge=0)
+    min_snapshots_to_keep: int = Field(ge=1)
+    orphan_file_min_age_hours: int = Field(ge=1)
+    compact_when_data_files_exceed: int = Field(ge=2)
+
+
+class Alerts(StrictModel):
+    directory: str = Field(min_length=1)
+    webserver_url: str = Field(min_length=1)
+
+
+class Extraction(StrictModel):
+    mode: Literal["in_process", "glue"] = "in_process"
+
+
+class SalesforceApi(StrictModel):
+    api_version: str = Field(pattern=r"^\d+\.\d$")
+
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+
+class SalesforceAuth(StrictModel):
+    source: Literal["environment", "secretsmanager"] = "environment"
+    secret_id: str | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> SalesforceAuth:
+        if self.source == "secretsmanager" and not self.secret_id:
+            raise ValueError("source secretsmanager needs secret_id (salesforce/<env>/credentials)")
+        return self
+
+
+class CatalogSection(StrictModel):
+    type: Literal["sql", "glue"]
+
+
+class Databases(StrictModel):
+    raw: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    curated: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class AwsSection(StrictModel):
+    region: str = Field(min_length=1)
+    athena_workgroup: str = Field(min_length=1)
+
+
+class EnvironmentConfig(StrictModel):
+    """One environment: the `defaults` section merged with its own entry."""
+
+    catalog: CatalogSection
+    databases: Databases
+    dbt_target: str
+    salesforce: SalesforceApi
+    salesforce_auth: SalesforceAuth = SalesforceAuth()
+    schedules: Schedules
+    sensors: Sensors
+    maintenance: MaintenanceSettings
+    extraction: Extraction = Extraction()
+    alerts: Alerts
+    bucket_prefix: str | None = None
+    aws: AwsSection | None = None
+
+    @model_validator(mode="after")
+    def _aws_when_glue(self) -> EnvironmentConfig:
+        if self.catalog.type == "glue" and (self.aws is None or not self.bucket_prefix):
+            raise ValueError(
+                "a glue catalog needs an aws section (region, athena_workgroup) and bucket_prefix"
+            )
+        return self
+
+
+# --- resolved settings ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Names of one AWS environment's resources, derived from the naming conventions."""
+
+    environment: str
+    region: str
+    bucket_prefix: str
+    athena_workgroup: str
+
+    def bucket(self, kind: str) -> str:
+        """`lumata-lakehouse-<env>-raw|staging|scripts|athena-results`."""
+        if kind not in BUCKET_KINDS:
+            raise ValueError(f"unknown bucket kind {kind!r}; use one of {BUCKET_KINDS}")
+        return f"{self.bucket_prefix}-{kind}"
+
+    @property
+    def glue_role_name(self) -> str:
+        return f"GlueServiceRole-{self.environment}"
+
+    @property
+    def glue_job_name(self) -> str:
+        return f"sf-extraction-{self.environment}"
+
+    @property
+    def athena_results_location(self) -> str:
+        return f"s3://{self.bucket('athena-results')}/"
+
+    @property
+    def glue_script_location(self) -> str:
+        return f"s3://{self.bucket('scripts')}/glue/sf_extraction.py"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one environment, with the object specs every environment shares."""
+
+    environment: str
+    home: Path
+    config: EnvironmentConfig
+    objects: tuple[ObjectSpec, ...]
+    config_path: Path
+
+    # --- plain views of the configuration ---
+
+    @property
+    def raw_database(self) -> str:
+        return self.config.databases.raw
+
+    @property
+    def curated_database(self) -> str:
+        return self.config.databases.curated
+
+    @property
+    def dbt_target(self) -> str:
+        return self.config.dbt_target
+
+    @property
+    def api_version(self) -> str:
+        return self.config.salesforce.api_version
+
+    @property
+    def auth(self) -> SalesforceAuth:
+        return self.config.salesforce_auth
+
+    @property
+    def extraction_mode(self) -> str:
+        return self.config.extraction.mode
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
+
+    @property
+    def aws(self) -> AwsSettings | None:
+        if self.config.aws is None or not self.config.bucket_prefix:
+            return None
+        return AwsSettings(
+            environment=self.environment,
+            region=self.config.aws.region,
+            bucket_prefix=self.config.bucket_prefix,
+            athena_workgroup=self.config.aws.athena_workgroup,
+        )
+
+    def require_aws(self) -> AwsSettings:
+        aws = self.aws
+        if aws is None:
+            raise ConfigError(
+                f"{self.config_path}: environments.{self.environment} has no aws section "
+                "(region, athena_workgroup) and bucket_prefix; add them"
+            )
+        return aws
+
+    # --- objects and tables ---
+
+    def object(self, name: str) -> ObjectSpec:
+        """An object spec by API name (`User`) or snake name (`user`)."""
+        for spec in self.objects:
+            if name in (spec.api_name, spec.name):
+                return spec
+        known = ", ".join(s.api_name for s in self.objects)
+        raise ConfigError(f"no object spec {name!r}; known objects: {known}")
+
+    def database_for(self, key_prefix: str) -> str:
+        """Asset keys are environment-free (`sf_raw/sf_user`); tables live in `<prefix>_<env>`."""
+        databases = {RAW_PREFIX: self.raw_database, CURATED_PREFIX: self.curated_database}
+        if key_prefix not in databases:
+            raise ValueError(
+                f"no database for asset key prefix {key_prefix!r}; use one of {sorted(databases)}"
+            )
+        return databases[key_prefix]
+
+    def table_identifier(self, asset_key: Sequence[str]) -> str:
+        """`<database>.<table>` of an asset: the key is the one source of the table name."""
+        return table_identifier(asset_key, self.raw_database, self.curated_database)
+
+    def dbt_vars(self) -> dict[str, str]:
+        """The `--vars` of every dbt invocation, so dbt and Python agree on names and places."""
+        variables = {
+            "lakehouse_home": str(self.home),
+            "raw_database": self.raw_database,
+            "curated_database": self.curated_database,
+        }
+        aws = self.aws
+        if aws is not None:
+            variables |= {
+                "aws_region": aws.region,
+                "athena_workgroup": aws.athena_workgroup,
+                "s3_staging_dir": aws.athena_results_location + "dbt/",
+                "s3_data_dir": f"s3://{aws.bucket('staging')}/",
+            }
+        return variables
+
+    def database_location(self, database: str) -> str:
+        """Where a Glue database keeps its tables: raw in the raw bucket, curated in staging."""
+        aws = self.require_aws()
+        kind = "raw" if database == self.raw_database else "staging"
+        return f"s3://{aws.bucket(kind)}/{database}"
+
+    # --- local paths ---
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def catalog_db_path(self) -> Path:
+        return self.home / "catalog.db"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.home / "dbt.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def alerts_dir(self) -> Path:
+        return self.home / self.config.alerts.directory
+
+    def catalog_properties(self) -> dict[str, str]:
+        """pyiceberg `load_catalog` properties for this environment."""
+        if self.config.catalog.type == "sql":
+            return {
+                "type": "sql",
+                "uri": f"sqlite:///{self.catalog_db_path}",
+                "warehouse": self.warehouse_dir.as_uri(),
+            }
+        region = self.require_aws().region
+        properties = {"type": "glue", "glue.region": region, "s3.region": region}
+        # boto3 honours AWS_ENDPOINT_URL(_GLUE) itself; pyiceberg's S3 file IO needs it spelled
+        # out (a moto server or a VPC endpoint).
+        glue_endpoint = os.environ.get("AWS_ENDPOINT_URL_GLUE") or os.environ.get(
+            "AWS_ENDPOINT_URL"
+        )
+        s3_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if glue_endpoint:
+            properties["glue.endpoint"] = glue_endpoint
+        if s3_endpoint:
+            properties["s3.endpoint"] = s3_endpoint
+            properties["s3.force-virtual-addressing"] = "false"
+        return properties
+
+
+def table_identifier(asset_key: Sequence[str], raw_database: str, curated_database: str) -> str:
+    key = list(asset_key)
+    databases = {RAW_PREFIX: raw_database, CURATED_PREFIX: curated_database}
+    if len(key) != 2 or key[0] not in databases:
+        raise ValueError(f"asset key {key} is not [sf_raw|sf_curated, <table>]")
+    return f"{databases[key[0]]}.{key[1]}"
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_path_from_environment() -> Path:
+    return Path(os.environ.get(CONFIG_VAR) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: Path | None = None) -> dict[str, Any]:
+    config_path = path or config_path_from_environment()
+    if not config_path.is_file():
+        raise ConfigError(f"pipeline config {config_path} does not exist; set {CONFIG_VAR}")
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark is not None else ""
+        raise ConfigError(
+            f"{config_path}:{line} is not valid YAML ({getattr(error, 'problem', error)}); "
+            "fix the syntax"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_path}: expected sections `defaults` and `environments`")
+    unknown = sorted(set(data) - {"defaults", "environments"})
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: unknown top-level key {unknown[0]!r}; use defaults and environments"
+        )
+    return data
+
+
+def environment_names(config: dict[str, Any]) -> list[str]:
+    return sorted((config.get("environments") or {}).keys())
+
+
+def resolve_settings(
+    environment: str | None = None,
+    *,
+    home: Path | str | None = None,
+    config: dict[str, Any] | None = None,
+    objects: Sequence[ObjectSpec] | None = None,
+) -> Settings:
+    """Resolve one environment's settings; arguments win over the process environment."""
+    env_name = environment or os.environ.get(ENV_VAR) or DEFAULT_ENVIRONMENT
+    config_path = config_path_from_environment()
+    raw_config = config if config is not None else load_config(config_path)
+    environments = raw_config.get("environments") or {}
+    if env_name not in environments:
+        known = ", ".join(environment_names(raw_config)) or "none"
+        raise ConfigError(
+            f"unknown environment {env_name!r} (from {ENV_VAR} or --environment); "
+            f"known environments in {config_path}: {known}"
+        )
+    merged = _merge(raw_config.get("defaults") or {}, environments[env_name] or {})
+    try:
+        env_config = EnvironmentConfig.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(
+            describe_validation_error(
+                error, config_path, f"environments.{env_name}", EnvironmentConfig
+            )
+        ) from None
+    specs = (
+        tuple(objects)
+        if objects is not None
+        else load_object_specs(config_path.parent / OBJECTS_DIR_NAME)
+    )
+    home_path = Path(home or os.environ.get(HOME_VAR) or ".lakehouse").expanduser().resolve()
+    return Settings(
+        environment=env_name,
+        home=home_path,
+        config=env_config,
+        objects=specs,
+        config_path=config_path,
+    )
