@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sf_lakehouse.settings import Settings
+    from sf_lakehouse.config import Settings
 
 DEMO_START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 # Emulator clock at each demo run: the org's history unfolds over six days.
@@ -25,14 +25,14 @@ DEMO_RUN_CLOCKS = (
 
 
 def _print_table(title: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-    from sf_lakehouse.query import format_rows
+    from sf_lakehouse.lakehouse.query import format_rows
 
     print(f"\n{title}")
     print(format_rows(columns, rows))
 
 
 def print_summaries(settings: Settings, user_id: str | None = None) -> None:
-    from sf_lakehouse.query import (
+    from sf_lakehouse.lakehouse.query import (
         RAW_SUMMARY_SQL,
         SCD_SUMMARY_SQL,
         lakehouse_connection,
@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_pipeline,
         run_problems,
     )
-    from sf_lakehouse.settings import resolve_settings
+    from sf_lakehouse.config import resolve_settings
 
     if args.env_file:
         apply_environment(load_env_file(Path(args.env_file)))
@@ -96,8 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from sf_lakehouse.query import format_rows, lakehouse_connection, run_query
-    from sf_lakehouse.settings import resolve_settings
+    from sf_lakehouse.lakehouse.query import format_rows, lakehouse_connection, run_query
+    from sf_lakehouse.config import resolve_settings
 
     settings = resolve_settings()
     if not settings.is_local:
@@ -124,7 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_pipeline,
         run_problems,
     )
-    from sf_lakehouse.settings import HOME_VAR, resolve_settings
+    from sf_lakehouse.config import HOME_VAR, resolve_settings
 
     started = time.monotonic()
     home = Path(args.home or os.environ.get(HOME_VAR) or ".lakehouse").resolve() / "demo"
@@ -171,7 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from sf_lakehouse.pipeline import apply_environment, load_env_file
-    from sf_lakehouse.settings import resolve_settings
+    from sf_lakehouse.config import resolve_settings
     from sf_lakehouse.verify import verify
 
     if args.env_file:
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sf_lakehouse.salesforce import SalesforceConfigError
-    from sf_lakehouse.settings import ConfigError
+    from sf_lakehouse.config import ConfigError
 
     try:
         return int(args.handler(args))

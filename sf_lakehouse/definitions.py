@@ -8,13 +8,13 @@ import datetime as dt
 
 import dagster as dg
 
-from sf_lakehouse.assets import DIMENSION_KEY, RAW_USER_KEY
-from sf_lakehouse.assets.dbt import build_dbt_assets
-from sf_lakehouse.assets.raw import build_raw_user_asset
-from sf_lakehouse.automation import PIPELINE_JOB_NAME, build_automation
-from sf_lakehouse.checks import build_checks
-from sf_lakehouse.resources import build_resources
-from sf_lakehouse.settings import FreshnessWindow, Settings, resolve_settings
+from sf_lakehouse.defs import DIMENSION_KEY, RAW_USER_KEY
+from sf_lakehouse.defs.dbt import build_dbt_assets
+from sf_lakehouse.defs.raw import build_raw_user_asset
+from sf_lakehouse.defs.automation import PIPELINE_JOB_NAME, build_automation
+from sf_lakehouse.defs.checks import build_checks
+from sf_lakehouse.defs.resources import build_resources
+from sf_lakehouse.config import FreshnessWindow, Settings, resolve_settings
 
 __all__ = ["PIPELINE_JOB_NAME", "build_definitions", "defs"]
 

@@ -17,14 +17,15 @@ import pyarrow.compute as pc
 from pyiceberg.expressions import GreaterThanOrEqual
 from pyiceberg.table import Table
 
-from sf_lakehouse.salesforce import (
+from sf_lakehouse.config import ObjectSpec
+from sf_lakehouse.salesforce.client import SalesforceClient
+from sf_lakehouse.salesforce.types import (
     FieldSpec,
-    SalesforceClient,
+    arrow_schema,
     format_soql_datetime,
     records_to_arrow,
     select_fields,
 )
-from sf_lakehouse.settings import SalesforceSettings
 
 EXTRACTED_AT = "_extracted_at"
 RUN_ID = "_run_id"
@@ -35,6 +36,8 @@ VERSION_KEY = ("id", "systemmodstamp")
 class Increment:
     """What one extraction run read and what it will append."""
 
+    object_name: str
+    api: str
     rows: pa.Table
     soql: str
     fetched: int
@@ -48,9 +51,9 @@ class Increment:
     def appended(self) -> int:
         return self.rows.num_rows
 
-    def summary(self, object_name: str) -> str:
+    def summary(self) -> str:
         return (
-            f"Fetched {self.fetched} {object_name} records since "
+            f"Fetched {self.fetched} {self.object_name} records ({self.api}) since "
             f"{self.since or 'the beginning'}; {self.appended} are new versions."
         )
 
@@ -58,6 +61,8 @@ class Increment:
         """Per-run facts, as plain values (the in-process asset and the Glue job both report
         these; datetimes are naive UTC or None)."""
         return {
+            "object": self.object_name,
+            "api": self.api,
             "rows_extracted": self.fetched,
             "rows_appended": self.appended,
             "watermark": self.watermark_after,
@@ -76,6 +81,13 @@ def extraction_start(watermark: dt.datetime | None, lookback_seconds: int) -> dt
     if watermark is None:
         return None
     return watermark - dt.timedelta(seconds=lookback_seconds)
+
+
+def raw_table_schema(fields: Sequence[FieldSpec]) -> pa.Schema:
+    """The raw table's columns: the extracted fields as typed by describe(), then the run's."""
+    return arrow_schema(fields).append(pa.field(EXTRACTED_AT, pa.timestamp("us"))).append(
+        pa.field(RUN_ID, pa.string())
+    )
 
 
 def build_extraction_soql(
@@ -128,21 +140,22 @@ def only_new_versions(batch: pa.Table, stored: set[tuple[str, object]]) -> pa.Ta
 def extract_increment(
     client: SalesforceClient,
     raw_table: Table | None,
-    settings: SalesforceSettings,
+    spec: ObjectSpec,
     *,
     run_id: str,
     extracted_at: dt.datetime,
 ) -> Increment:
-    """Read the next increment from Salesforce; nothing is written here."""
+    """Read the next increment of one object from Salesforce; nothing is written here. Objects
+    with deletions are read with queryAll, so deleted records arrive with `IsDeleted` true."""
     calls_before = client.api_calls
-    fields = tuple(
-        select_fields(client.describe(settings.object_name), settings.fields, settings.object_name)
-    )
-    cursor_column = settings.cursor_field.lower()
+    fields = tuple(select_fields(client.describe(spec.api_name), spec.extracted_fields, spec.api_name))
+    cursor_column = spec.cursor.lower()
     watermark = read_watermark(raw_table, cursor_column)
-    since = extraction_start(watermark, settings.lookback_seconds)
-    soql = build_extraction_soql(settings.object_name, fields, settings.cursor_field, since)
-    records = list(client.query(soql, page_size=settings.page_size))
+    since = extraction_start(watermark, spec.lookback_seconds)
+    soql = build_extraction_soql(spec.api_name, fields, spec.cursor, since)
+    records = list(
+        client.query(soql, page_size=spec.extraction.page_size, include_deleted=spec.deletions)
+    )
     batch = records_to_arrow(records, fields)
     new_rows = only_new_versions(batch, existing_versions(raw_table, since))
     stamp = extracted_at.astimezone(dt.UTC).replace(tzinfo=None)
@@ -155,6 +168,8 @@ def extract_increment(
     fetched_max = pc.max(batch.column(cursor_column)).as_py() if batch.num_rows else None
     candidates = [w for w in (watermark, fetched_max) if w is not None]
     return Increment(
+        object_name=spec.api_name,
+        api="queryAll" if spec.deletions else "query",
         rows=new_rows,
         soql=soql,
         fetched=batch.num_rows,

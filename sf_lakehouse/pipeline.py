@@ -8,9 +8,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
-from sf_lakehouse.automation import root_error_message
+from sf_lakehouse.defs.automation import root_error_message
 from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
-from sf_lakehouse.settings import Settings
+from sf_lakehouse.config import Settings
 
 # Telemetry and the first-run pop-up off; the daemon evaluates FreshnessPolicy only when enabled.
 INSTANCE_YAML = """\

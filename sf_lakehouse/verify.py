@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sf_lakehouse.query import RAW_SUMMARY_SQL, SCD_SUMMARY_SQL
-from sf_lakehouse.settings import Settings
+from sf_lakehouse.lakehouse.query import RAW_SUMMARY_SQL, SCD_SUMMARY_SQL
+from sf_lakehouse.config import Settings
 
 ONE_CURRENT_ROW_SQL = """
 select count(*) as users_failing from (
@@ -44,12 +44,12 @@ class DuckDBEngine:
     name = "DuckDB"
 
     def __init__(self, settings: Settings) -> None:
-        from sf_lakehouse.query import lakehouse_connection
+        from sf_lakehouse.lakehouse.query import lakehouse_connection
 
         self._con = lakehouse_connection(settings)
 
     def query(self, sql: str) -> tuple[list[str], list[tuple]]:
-        from sf_lakehouse.query import run_query
+        from sf_lakehouse.lakehouse.query import run_query
 
         return run_query(self._con, sql)
 
@@ -120,7 +120,7 @@ def _single_number(engine: QueryEngine, sql: str) -> int:
 
 
 def check_salesforce(settings: Settings) -> CheckResult:
-    from sf_lakehouse.resources import salesforce_from_environment
+    from sf_lakehouse.defs.resources import salesforce_from_environment
 
     resource = salesforce_from_environment(settings).process_config_and_initialize()
     client = resource.connect()

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from sf_lakehouse.pipeline import INSTANCE_YAML
-from sf_lakehouse.settings import REPO_ROOT
+from sf_lakehouse.config import REPO_ROOT
 
 
 @dataclass

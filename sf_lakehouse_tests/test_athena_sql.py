@@ -13,8 +13,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from sf_lakehouse.assets.dbt import dbt_command
-from sf_lakehouse.settings import resolve_settings
+from sf_lakehouse.defs.dbt import dbt_command
+from sf_lakehouse.config import resolve_settings
 
 AWS_TARGETS = ["development", "staging", "prod"]
 # Functions Trino knows that sqlglot's Trino dialect does not model; extend with care.

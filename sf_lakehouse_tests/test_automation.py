@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-import sf_lakehouse.automation as automation
-from sf_lakehouse.assets.raw import build_raw_user_asset
-from sf_lakehouse.automation import (
+import sf_lakehouse.defs.automation as automation
+from sf_lakehouse.defs.raw import build_raw_user_asset
+from sf_lakehouse.defs.automation import (
     CHANGE_SENSOR_NAME,
     FAILURE_SENSOR_NAME,
     FRESHNESS_SENSOR_NAME,
@@ -22,9 +22,9 @@ from sf_lakehouse.automation import (
     freshness_status,
 )
 from sf_lakehouse.definitions import build_definitions
-from sf_lakehouse.lakehouse import open_catalog
-from sf_lakehouse.resources import build_resources
-from sf_lakehouse.settings import FreshnessWindow, Settings, resolve_settings
+from sf_lakehouse.lakehouse.tables import open_catalog
+from sf_lakehouse.defs.resources import build_resources
+from sf_lakehouse.config import FreshnessWindow, Settings, resolve_settings
 
 BASE = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 

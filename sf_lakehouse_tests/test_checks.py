@@ -7,7 +7,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from sf_lakehouse.checks import (
+from sf_lakehouse.defs.checks import (
     dimension_matches_rule,
     effective_to_after_effective_from,
     every_raw_user_in_dimension,

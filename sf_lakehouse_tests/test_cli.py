@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from sf_lakehouse.lakehouse import open_catalog
+from sf_lakehouse.lakehouse.tables import open_catalog
 from sf_lakehouse.scd2_rule import comparable, expected_dimension
-from sf_lakehouse.settings import resolve_settings
+from sf_lakehouse.config import resolve_settings
 
 CLI = [sys.executable, "-m", "sf_lakehouse.cli"]
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)

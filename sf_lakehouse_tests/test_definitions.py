@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions, defs
-from sf_lakehouse.settings import Settings
+from sf_lakehouse.config import Settings
 
 RAW = dg.AssetKey(["sf_raw", "sf_user"])
 STAGING = dg.AssetKey(["sf_staging", "stg_sf_user"])

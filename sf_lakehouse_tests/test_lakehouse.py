@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from sf_lakehouse.lakehouse import (
+from sf_lakehouse.lakehouse.tables import (
     RAW_LAYOUT,
     PartitionField,
     TableLayout,
@@ -16,7 +16,7 @@ from sf_lakehouse.lakehouse import (
     open_catalog,
     replace_rows,
 )
-from sf_lakehouse.settings import Settings
+from sf_lakehouse.config import Settings
 
 STAMP = dt.datetime(2026, 3, 1, 8)
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from sf_lakehouse.automation import MAINTENANCE_JOB_NAME
+from sf_lakehouse.defs.automation import MAINTENANCE_JOB_NAME
 from sf_lakehouse.definitions import build_definitions
-from sf_lakehouse.lakehouse import RAW_LAYOUT, append_rows, ensure_table, open_catalog
-from sf_lakehouse.maintenance import data_file_paths, maintain_table, referenced_files
-from sf_lakehouse.settings import MaintenanceSettings, Settings
+from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
+from sf_lakehouse.lakehouse.maintenance import data_file_paths, maintain_table, referenced_files
+from sf_lakehouse.config import MaintenanceSettings, Settings
 
 
 def small_appends(settings: Settings, count: int) -> None:

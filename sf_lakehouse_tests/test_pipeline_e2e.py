@@ -8,13 +8,13 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from sf_lakehouse.assets.dbt import build_dbt_assets
-from sf_lakehouse.assets.raw import build_raw_user_asset
+from sf_lakehouse.defs.dbt import build_dbt_assets
+from sf_lakehouse.defs.raw import build_raw_user_asset
 from sf_lakehouse.emulator import generate_org
-from sf_lakehouse.lakehouse import open_catalog
-from sf_lakehouse.resources import build_resources
+from sf_lakehouse.lakehouse.tables import open_catalog
+from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse.scd2_rule import comparable, expected_dimension
-from sf_lakehouse.settings import Settings
+from sf_lakehouse.config import Settings
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 SIX_RUNS = [START + dt.timedelta(days=d, hours=6) for d in range(6)]

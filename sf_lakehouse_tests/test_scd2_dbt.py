@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sf_lakehouse.lakehouse import RAW_LAYOUT, append_rows, ensure_table, open_catalog
+from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
 from sf_lakehouse.scd2_rule import comparable, expected_dimension
-from sf_lakehouse.settings import Settings, resolve_settings
+from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse_tests.conftest import run_dbt
 from sf_lakehouse_tests.tables import RAW_SCHEMA
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sf_lakehouse.settings import ConfigError, load_config, resolve_settings
+from sf_lakehouse.config import ConfigError, load_config, resolve_settings
 
 
 def test_local_is_the_default_and_derives_names(

@@ -31,7 +31,7 @@ from sf_lakehouse.aws.secrets import (
     SecretError,
     validate_credentials,
 )
-from sf_lakehouse.settings import (
+from sf_lakehouse.config import (
     BUCKET_KINDS,
     DEFAULT_CONFIG_PATH,
     ConfigError,
@@ -43,7 +43,7 @@ from sf_lakehouse.settings import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from sf_lakehouse.lakehouse import TableLayout
+    from sf_lakehouse.lakehouse.tables import TableLayout
 
 Action = Literal["create", "update", "none"]
 
@@ -749,7 +749,7 @@ class _Planner:
 
     # The Iceberg tables through pyiceberg's Glue catalog (ensure_table: never drops data).
     def _tables(self) -> list[_Step]:
-        from sf_lakehouse.lakehouse import RAW_LAYOUT, _spec_matches, load_table_or_none
+        from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, _spec_matches, load_table_or_none
 
         settings = self.settings
         wanted = [
@@ -798,7 +798,7 @@ class _Planner:
 
     def _catalog(self) -> Any:
         if not hasattr(self, "_iceberg_catalog"):
-            from sf_lakehouse.lakehouse import open_catalog
+            from sf_lakehouse.lakehouse.tables import open_catalog
 
             self._iceberg_catalog = open_catalog(self.settings.catalog_properties())
         return self._iceberg_catalog
@@ -807,7 +807,7 @@ class _Planner:
         self, resource: str, identifier: str, schema: pa.Schema, layout: TableLayout
     ) -> Callable[[], None]:
         def apply() -> None:
-            from sf_lakehouse.lakehouse import ensure_table
+            from sf_lakehouse.lakehouse.tables import ensure_table
 
             write_actions = ("glue:CreateTable", "glue:UpdateTable", "s3:PutObject")
             with _aws(resource, write_actions), _storage_errors(resource):
@@ -1017,7 +1017,7 @@ def plan_deploy(
     """Read the current AWS state and return what a deploy would change (changes nothing)."""
     import os
 
-    from sf_lakehouse.settings import CONFIG_VAR
+    from sf_lakehouse.config import CONFIG_VAR
 
     config = config_path or Path(os.environ.get(CONFIG_VAR) or DEFAULT_CONFIG_PATH)
     script = Path(script_path) if script_path is not None else DEFAULT_SCRIPT_PATH

@@ -1,12 +1,14 @@
-"""Script of the AWS Glue job `sf-user-extraction-<env>` (a Glue 5.0 job, Python 3.11).
+"""Script of the AWS Glue job `sf-extraction-<env>` (a Glue 5.0 job, Python 3.11).
 
-The same extraction as the in-process raw asset: `extract_increment`, then one Iceberg append
-to the Glue catalog with the raw table's layout. Dagster launches it through Pipes
+The same extraction as the in-process raw asset of one object (`--SF_OBJECT`): `extract_increment`,
+then one Iceberg append to the Glue catalog with the raw table's layout. It imports no Dagster
+(the job installs only `dagster-pipes`). Dagster launches it through Pipes
 (`PipesGlueClient`): the run's context comes from, and the materialization metadata goes to,
 the scripts bucket. `sf-lakehouse deploy` uploads this file as the job's script and the
 `sf_lakehouse` package (`--extra-py-files`) and the pipeline config (`--extra-files`) beside it.
 
-Glue passes job arguments as `--NAME value`; this job needs `--SF_LAKEHOUSE_ENV`, takes
+Glue passes job arguments as `--NAME value`; this job needs `--SF_LAKEHOUSE_ENV` and
+`--SF_OBJECT` (an object spec's API name), takes
 `--SF_LAKEHOUSE_CONFIG` (the config file Glue copied next to the script), and the Pipes bootstrap
 arguments Dagster adds.
 """
@@ -47,26 +49,29 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
     import boto3
     from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
 
+    from sf_lakehouse.config import load_config, resolve_settings
     from sf_lakehouse.extraction import extract_increment
-    from sf_lakehouse.lakehouse import (
+    from sf_lakehouse.lakehouse.tables import (
         RAW_LAYOUT,
         append_rows,
         ensure_table,
         load_table_or_none,
         open_catalog,
     )
-    from sf_lakehouse.resources import salesforce_from_environment
-    from sf_lakehouse.settings import load_config, resolve_settings
+    from sf_lakehouse.salesforce.client import connect, connection_from_environment
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="sf-user-extraction")
+    parser = argparse.ArgumentParser(prog="sf-extraction")
     parser.add_argument("--SF_LAKEHOUSE_ENV", required=True)
+    parser.add_argument("--SF_OBJECT", required=True)
     parser.add_argument("--SF_LAKEHOUSE_CONFIG")
     args, _ = parser.parse_known_args(argv)
     if args.SF_LAKEHOUSE_CONFIG and config is None:
         # Inside the job the package is a zip: the config comes as a file of its own.
         config = load_config(Path(args.SF_LAKEHOUSE_CONFIG))
     settings = resolve_settings(args.SF_LAKEHOUSE_ENV, config=config)
+    spec = settings.object(args.SF_OBJECT)
+    identifier = settings.table_identifier(spec.raw_asset_key)
     region = settings.require_aws().region
     s3 = boto3.client("s3", region_name=region)
     with open_dagster_pipes(
@@ -74,21 +79,19 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
         context_loader=PipesS3ContextLoader(client=s3),
         message_writer=PipesS3MessageWriter(client=s3, interval=1),
     ) as pipes:
-        client = salesforce_from_environment(settings).process_config_and_initialize().connect()
+        client = connect(connection_from_environment(settings, os.environ))
         catalog = open_catalog(settings.catalog_properties())
 
         increment = extract_increment(
             client,
-            load_table_or_none(catalog, settings.raw_table_identifier),
-            settings.salesforce,
+            load_table_or_none(catalog, identifier),
+            spec,
             run_id=pipes.run_id or os.environ.get("JOB_RUN_ID", "glue"),
             extracted_at=dt.datetime.now(dt.UTC),
         )
-        table = ensure_table(
-            catalog, settings.raw_table_identifier, increment.rows.schema, RAW_LAYOUT
-        )
+        table = ensure_table(catalog, identifier, increment.rows.schema, RAW_LAYOUT)
         append_rows(table, increment.rows)
-        pipes.log.info(increment.summary(settings.salesforce.object_name))
+        pipes.log.info(increment.summary())
         metadata = increment.metadata(client.api_usage)
         pipes.report_asset_materialization(metadata=_pipes_metadata(metadata))
         return metadata

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sf_lakehouse.settings import BUCKET_KINDS, Settings
+from sf_lakehouse.config import BUCKET_KINDS, Settings
 
 GLUE_MANAGED_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AWSGlueServiceRole"
 INLINE_POLICY_NAME = "sf-lakehouse-least-privilege"

@@ -1,7 +1,9 @@
-"""The dbt models as assets downstream of the raw table; dbt tests become asset checks."""
+"""The dbt models as assets downstream of the raw tables; dbt tests become asset checks."""
+
+from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +16,17 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from sf_lakehouse.assets import CURATED_GROUP, DIMENSION_KEY, OWNERS
-from sf_lakehouse.assets.dimension_changes import change_metadata
-from sf_lakehouse.resources import LakehouseResource, dbt_executable, dbt_vars_arg
-from sf_lakehouse.settings import DBT_PROJECT_DIR
+from sf_lakehouse.config import DBT_PROJECT_DIR, ObjectSpec
+from sf_lakehouse.config.objects import CURATED_PREFIX, STAGING_PREFIX
+from sf_lakehouse.defs import CURATED_GROUP, OWNERS
+from sf_lakehouse.defs.dimension_changes import change_metadata
+from sf_lakehouse.defs.resources import dbt_executable, dbt_vars_arg
+from sf_lakehouse.lakehouse.io_manager import column_schema
+from sf_lakehouse.lakehouse.resource import LakehouseResource
 
-# Model folder -> asset key prefix; the raw source keeps dagster-dbt's [source, table] key,
-# which is the raw asset's key (sf_raw/sf_user).
-_KEY_PREFIX = {"staging": "sf_staging", "marts": "sf_curated"}
+# Model folder -> asset key prefix; a raw source keeps dagster-dbt's [source, table] key, which
+# is its raw asset's key (sf_raw/sf_user).
+_KEY_PREFIX = {"staging": STAGING_PREFIX, "marts": CURATED_PREFIX}
 
 
 class LakehouseDbtTranslator(DagsterDbtTranslator):
@@ -55,13 +60,14 @@ def dbt_command(*args: str, target: str = "local") -> list[str]:
 
 
 def parse_dbt_project() -> None:
+    """Refresh the manifest dagster-dbt reads (after a model was added or changed)."""
     subprocess.run(dbt_command("parse", "--quiet"), check=True)
 
 
 def dbt_project() -> DbtProject:
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
     # Under `dagster dev` re-parse so model edits show up; elsewhere use the manifest that
-    # `make` built (dbt parse), and say so clearly when it is missing.
+    # `make` (or `sf-lakehouse add-object`) built, and say so clearly when it is missing.
     if DbtProjectPreparer().using_dagster_dev():
         parse_dbt_project()
     if not Path(project.manifest_path).is_file():
@@ -77,8 +83,17 @@ def dbt_build_args(lakehouse: LakehouseResource) -> list[str]:
     return ["build", "--vars", dbt_vars_arg(lakehouse), "--exclude-resource-type", "unit_test"]
 
 
-def build_dbt_assets() -> AssetsDefinition:
+def _column_descriptions(context: AssetExecutionContext, key: AssetKey) -> dict[str, str]:
+    schema = context.assets_def.specs_by_key[key].metadata.get("dagster/column_schema")
+    columns = getattr(schema, "schema", schema)
+    return {c.name: c.description for c in getattr(columns, "columns", []) if c.description}
+
+
+def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
+    """One multi-asset over every dbt model; after each dimension is built, its Iceberg column
+    types (with the model's descriptions) and what the build changed become metadata."""
     project = dbt_project()
+    spec_of_dimension = {AssetKey(list(spec.dimension_asset_key)): spec for spec in specs}
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -89,17 +104,20 @@ def build_dbt_assets() -> AssetsDefinition:
     def sf_lakehouse_dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, lakehouse: LakehouseResource
     ) -> Iterator[Any]:
-        dimension_key = AssetKey(list(DIMENSION_KEY))
         for event in dbt.cli(dbt_build_args(lakehouse), context=context).stream():
-            if (
-                isinstance(event, Output)
-                and context.asset_key_for_output(event.output_name) == dimension_key
-            ):
-                table = lakehouse.load_table(
-                    f"{lakehouse.curated_database}.{dimension_key.path[-1]}"
-                )
-                if table is not None:
-                    event = event.with_metadata({**event.metadata, **change_metadata(table)})
+            if isinstance(event, Output):
+                key = context.asset_key_for_output(event.output_name)
+                spec = spec_of_dimension.get(key)
+                if spec is not None:
+                    table = lakehouse.load_table(key.path)
+                    if table is not None:
+                        extra = {
+                            "dagster/column_schema": column_schema(
+                                table, _column_descriptions(context, key)
+                            ),
+                            **change_metadata(table, spec),
+                        }
+                        event = event.with_metadata({**event.metadata, **extra})
             yield event
 
     return sf_lakehouse_dbt_models

@@ -28,17 +28,17 @@ from dagster import (
 )
 from dagster_shared.error import SerializableErrorInfo
 
-from sf_lakehouse.assets import DIMENSION_KEY, RAW_USER_KEY
+from sf_lakehouse.defs import DIMENSION_KEY, RAW_USER_KEY
 from sf_lakehouse.extraction import read_watermark
-from sf_lakehouse.maintenance import maintain_table
-from sf_lakehouse.resources import LakehouseResource
+from sf_lakehouse.lakehouse.maintenance import maintain_table
+from sf_lakehouse.defs.resources import LakehouseResource
 from sf_lakehouse.salesforce import (
     SalesforceClient,
     SalesforceResource,
     format_soql_datetime,
     parse_sf_datetime,
 )
-from sf_lakehouse.settings import FreshnessWindow, Settings
+from sf_lakehouse.config import FreshnessWindow, Settings
 
 PIPELINE_JOB_NAME = "sf_user_pipeline"
 MAINTENANCE_JOB_NAME = "lakehouse_maintenance"

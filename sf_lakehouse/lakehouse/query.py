@@ -14,8 +14,8 @@ import duckdb
 import duckdb_extension_avro
 import duckdb_extension_iceberg
 
-from sf_lakehouse.lakehouse import open_catalog
-from sf_lakehouse.settings import Settings
+from sf_lakehouse.lakehouse.tables import open_catalog
+from sf_lakehouse.config import Settings
 
 RAW_SUMMARY_SQL = """
 select

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pyarrow import fs as pafs
 from pyiceberg.table import Table
 
-from sf_lakehouse.settings import MaintenanceSettings
+from sf_lakehouse.config import MaintenanceSettings
 
 
 @dataclass(frozen=True)

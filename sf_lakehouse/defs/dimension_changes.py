@@ -6,7 +6,8 @@ import pyarrow as pa
 from dagster import MetadataValue
 from pyiceberg.table import Table
 
-from sf_lakehouse.lakehouse import state_before_last_write
+from sf_lakehouse.config import ObjectSpec
+from sf_lakehouse.lakehouse.tables import state_before_last_write
 
 PREVIEW_ROWS = 10
 
@@ -15,7 +16,7 @@ def _rows(table: Table, snapshot_id: int | None) -> pa.Table:
     return table.scan(snapshot_id=snapshot_id).to_arrow()
 
 
-def change_metadata(table: Table) -> dict[str, Any]:
+def change_metadata(table: Table, spec: ObjectSpec) -> dict[str, Any]:
     """Versions opened and closed by the latest write, compared with the state before it."""
     snapshot = table.current_snapshot()
     if snapshot is None:
@@ -26,14 +27,18 @@ def change_metadata(table: Table) -> dict[str, Any]:
     previous = {r["scd_id"]: r["is_current"] for r in previous_rows}
     opened = [r for r in current if r["scd_id"] not in previous]
     closed = [r for r in current if not r["is_current"] and previous.get(r["scd_id"]) is True]
-    latest = sorted(opened, key=lambda r: (r["effective_from"], r["user_id"]), reverse=True)
+    key = spec.key_column
+    latest = sorted(opened, key=lambda r: (r["effective_from"], r[key]), reverse=True)
+    columns = [key, *spec.tracked_columns, *(("is_deleted",) if spec.deletions else ()), "effective_from"]
     return {
         "dimension_rows": len(current),
         "current_rows": sum(1 for r in current if r["is_current"]),
         "historical_rows": sum(1 for r in current if not r["is_current"]),
         "versions_opened": len(opened),
         "versions_closed": len(closed),
-        "latest_changes": MetadataValue.md(markdown_preview(latest[:PREVIEW_ROWS], len(opened))),
+        "latest_changes": MetadataValue.md(
+            markdown_preview(latest[:PREVIEW_ROWS], len(opened), columns)
+        ),
     }
 
 
@@ -41,21 +46,14 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value).replace("|", "\\|")
 
 
-def markdown_preview(rows: list[dict[str, Any]], total: int) -> str:
+def markdown_preview(rows: list[dict[str, Any]], total: int, columns: list[str]) -> str:
     if not rows:
         return "No version opened in this run."
     lines = [
         f"**{total} versions opened in this run** (latest {len(rows)}):",
         "",
-        "| user_id | name | division | audit_phase | effective_from |",
-        "|---|---|---|---|---|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
     ]
-    lines += [
-        "| "
-        + " | ".join(
-            _cell(r[c]) for c in ("user_id", "name", "division", "audit_phase", "effective_from")
-        )
-        + " |"
-        for r in rows
-    ]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)

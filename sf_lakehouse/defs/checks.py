@@ -24,10 +24,10 @@ from dagster import (
 )
 from pyiceberg.table import Table
 
-from sf_lakehouse.assets import DIMENSION_KEY, RAW_USER_KEY
-from sf_lakehouse.resources import LakehouseResource
+from sf_lakehouse.defs import DIMENSION_KEY, RAW_USER_KEY
+from sf_lakehouse.defs.resources import LakehouseResource
 from sf_lakehouse.scd2_rule import comparable, expected_dimension
-from sf_lakehouse.settings import Settings
+from sf_lakehouse.config import Settings
 
 USER_ID_PREFIX = "005"
 EXAMPLES = 5

@@ -1,8 +1,9 @@
-"""The raw asset: Salesforce User versions appended to `sf_raw_<env>.sf_user`.
+"""The raw asset factory: one asset per object spec, `sf_raw/sf_<object>`, appending the
+object's record versions to `sf_raw_<env>.sf_<object>`.
 
 Two ways to run the same extraction, chosen by `extraction.mode` in the config: in the Dagster
 run (`in_process`, the default; the Iceberg IO manager appends), or as the AWS Glue job
-`sf-user-extraction-<env>` launched through Dagster Pipes (`glue`; the job appends itself and
+`sf-extraction-<env>` launched through Dagster Pipes (`glue`; the job appends itself and
 reports the same metadata back).
 """
 
@@ -20,12 +21,12 @@ from dagster import (
 )
 from dagster_aws.pipes import PipesGlueClient
 
-from sf_lakehouse.assets import OWNERS, RAW_USER_KEY, SALESFORCE_RAW_GROUP
+from sf_lakehouse.config import ObjectSpec, Settings
+from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP
 from sf_lakehouse.extraction import extract_increment
-from sf_lakehouse.lakehouse import RAW_LAYOUT
-from sf_lakehouse.resources import LakehouseResource
-from sf_lakehouse.salesforce import SalesforceResource
-from sf_lakehouse.settings import Settings
+from sf_lakehouse.lakehouse.resource import LakehouseResource
+from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
+from sf_lakehouse.salesforce.resource import SalesforceResource
 
 
 def dagster_metadata(values: dict[str, Any]) -> dict[str, Any]:
@@ -46,27 +47,30 @@ def dagster_metadata(values: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def build_raw_user_asset(settings: Settings) -> AssetsDefinition:
-    sf_settings = settings.salesforce
+def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
+    """The raw asset of one object: `sf_raw/sf_<object>`, appended to its Iceberg table."""
+    identifier = settings.table_identifier(spec.raw_asset_key)
+    deletions = " Deleted records are read too (queryAll, IsDeleted)." if spec.deletions else ""
     description = (
-        f"Salesforce {sf_settings.object_name} records, one row per extracted version, "
-        f"appended to Iceberg table {settings.raw_table_identifier}. Incremental on "
-        f"{sf_settings.cursor_field} with a {sf_settings.lookback_seconds}s lookback; "
-        "versions already stored are not appended again."
+        f"Salesforce {spec.api_name} records, one row per extracted version, appended to "
+        f"Iceberg table {identifier}. Incremental on {spec.cursor} with a "
+        f"{spec.lookback_seconds}s lookback; versions already stored are not appended again."
+        f"{deletions}"
     )
     common: dict[str, Any] = {
-        "key": list(RAW_USER_KEY),
+        "key": list(spec.raw_asset_key),
         "group_name": SALESFORCE_RAW_GROUP,
         "owners": OWNERS,
         "metadata": {
             **RAW_LAYOUT.as_metadata(),
             "write_mode": "append",
-            "iceberg_table": settings.raw_table_identifier,
+            "iceberg_table": identifier,
+            "salesforce_object": spec.api_name,
             "extraction_mode": settings.extraction_mode,
         },
     }
     if settings.extraction_mode == "glue":
-        return _glue_raw_user_asset(settings, description, common)
+        return _glue_raw_asset(settings, spec, description, common)
 
     @asset(
         **common,
@@ -74,7 +78,7 @@ def build_raw_user_asset(settings: Settings) -> AssetsDefinition:
         kinds={"salesforce", "iceberg", "python"},
         description=description,
     )
-    def sf_user(
+    def raw_records(
         context: AssetExecutionContext,
         salesforce: SalesforceResource,
         lakehouse: LakehouseResource,
@@ -82,21 +86,21 @@ def build_raw_user_asset(settings: Settings) -> AssetsDefinition:
         client = salesforce.connect()
         increment = extract_increment(
             client,
-            lakehouse.load_table(settings.raw_table_identifier),
-            sf_settings,
+            lakehouse.load_table(spec.raw_asset_key),
+            spec,
             run_id=context.run.run_id,
             extracted_at=dt.datetime.now(dt.UTC),
         )
-        context.log.info(increment.summary(sf_settings.object_name))
+        context.log.info(increment.summary())
         return Output(
             increment.rows, metadata=dagster_metadata(increment.metadata(client.api_usage))
         )
 
-    return sf_user
+    return raw_records
 
 
-def _glue_raw_user_asset(
-    settings: Settings, description: str, common: dict[str, Any]
+def _glue_raw_asset(
+    settings: Settings, spec: ObjectSpec, description: str, common: dict[str, Any]
 ) -> AssetsDefinition:
     aws = settings.require_aws()
 
@@ -105,14 +109,17 @@ def _glue_raw_user_asset(
         kinds={"salesforce", "iceberg", "glue"},
         description=f"{description} Runs as the AWS Glue job {aws.glue_job_name}.",
     )
-    def sf_user(context: AssetExecutionContext, pipes_glue: PipesGlueClient) -> MaterializeResult:
+    def raw_records(context: AssetExecutionContext, pipes_glue: PipesGlueClient) -> MaterializeResult:
         invocation = pipes_glue.run(
             context=context,
             start_job_run_params={
                 "JobName": aws.glue_job_name,
-                "Arguments": {"--SF_LAKEHOUSE_ENV": settings.environment},
+                "Arguments": {
+                    "--SF_LAKEHOUSE_ENV": settings.environment,
+                    "--SF_OBJECT": spec.api_name,
+                },
             },
         )
         return invocation.get_materialize_result()
 
-    return sf_user
+    return raw_records

@@ -1,0 +1,78 @@
+"""The resources of one environment: `build_resources(settings)` is the one place where an
+environment becomes resources."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from dagster_dbt import DbtCliResource
+
+from sf_lakehouse.config import DBT_PROJECT_DIR, Settings
+from sf_lakehouse.lakehouse.io_manager import IcebergIOManager
+from sf_lakehouse.lakehouse.resource import LakehouseResource
+from sf_lakehouse.salesforce.resource import salesforce_from_environment
+
+
+def dbt_executable() -> str:
+    """The dbt installed next to this interpreter (the venv need not be activated)."""
+    beside = Path(sys.executable).parent / "dbt"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("dbt")
+    if found is None:
+        raise FileNotFoundError("dbt is not installed; run `make install`")
+    return found
+
+
+def pipes_glue_client(settings: Settings) -> Any:
+    """Launches the Glue job through Dagster Pipes; the run's context and the job's messages
+    travel through the scripts bucket. (Creating boto3 clients makes no AWS call.)"""
+    import boto3
+    from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
+
+    aws = settings.require_aws()
+    s3 = boto3.client("s3", region_name=aws.region)
+    return PipesGlueClient(
+        client=boto3.client("glue", region_name=aws.region),
+        context_injector=PipesS3ContextInjector(bucket=aws.bucket("scripts"), client=s3),
+        message_reader=PipesS3MessageReader(
+            bucket=aws.bucket("scripts"), client=s3, interval=1, include_stdio_in_messages=False
+        ),
+    )
+
+
+def lakehouse_resource(settings: Settings) -> LakehouseResource:
+    return LakehouseResource(
+        environment=settings.environment,
+        catalog_properties=settings.catalog_properties(),
+        raw_database=settings.raw_database,
+        curated_database=settings.curated_database,
+        lakehouse_home=str(settings.home),
+        dbt_variables=settings.dbt_vars(),
+    )
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    lakehouse = lakehouse_resource(settings)
+    resources: dict[str, Any] = {}
+    if settings.extraction_mode == "glue":
+        resources["pipes_glue"] = pipes_glue_client(settings)
+    return resources | {
+        "lakehouse": lakehouse,
+        "iceberg_io_manager": IcebergIOManager(lakehouse=lakehouse),
+        "salesforce": salesforce_from_environment(settings),
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            profiles_dir=str(DBT_PROJECT_DIR),
+            target=settings.dbt_target,
+            dbt_executable=dbt_executable(),
+        ),
+    }
+
+
+def dbt_vars_arg(lakehouse: LakehouseResource) -> str:
+    return json.dumps(lakehouse.dbt_variables, sort_keys=True)

@@ -1,0 +1,276 @@
+"""Salesforce over simple-salesforce, without Dagster (the AWS Glue job imports this module).
+
+`ConnectionSettings` holds how to log in (username + password + security token, OAuth client
+credentials, or an existing session); `connect()` logs in and returns a `SalesforceClient` that
+pages through queries and counts the API calls a run made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError
+
+from sf_lakehouse.config import Settings
+from sf_lakehouse.salesforce.types import SalesforceConfigError
+
+AUTH_METHODS = ("password", "client_credentials", "session")
+SECRET_FIELDS = frozenset({"password", "security_token", "client_secret", "session_id"})
+
+# Connection field -> environment variable (what `sf-lakehouse emulator --env-file` writes, and
+# what an operator exports for a real org).
+ENVIRONMENT_VARIABLES = {
+    "auth_method": "SF_AUTH_METHOD",
+    "login_url": "SF_LOGIN_URL",
+    "domain": "SF_DOMAIN",
+    "username": "SF_USERNAME",
+    "password": "SF_PASSWORD",
+    "security_token": "SF_SECURITY_TOKEN",
+    "client_id": "SF_CLIENT_ID",
+    "client_secret": "SF_CLIENT_SECRET",
+    "session_id": "SF_SESSION_ID",
+    "instance_url": "SF_INSTANCE_URL",
+    "ca_bundle": "SF_CA_BUNDLE",
+    "api_version": "SF_API_VERSION",
+}
+# What may still come from the environment when the credentials come from a secret.
+CONNECTION_FIELDS = frozenset({"login_url", "domain", "ca_bundle", "api_version"})
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How to reach and log in to one org. Secret fields never appear in its repr."""
+
+    domain: str = "login"
+    login_url: str | None = None
+    auth_method: str | None = None
+    username: str | None = None
+    password: str | None = None
+    security_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    session_id: str | None = None
+    instance_url: str | None = None
+    ca_bundle: str | None = None
+    api_version: str = "59.0"
+    timeout_seconds: float = 120.0
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={'***' if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name)!r}"  # noqa: E501
+            for f in dataclasses.fields(self)
+        )
+        return f"ConnectionSettings({shown})"
+
+    def replace(self, **changes: Any) -> ConnectionSettings:
+        return dataclasses.replace(self, **changes)
+
+    def auth_mode(self) -> str:
+        """Which way to log in; raises with the missing setting names when none is complete."""
+        sets = {
+            "password": {
+                "username": self.username,
+                "password": self.password,
+                "security_token": self.security_token,
+            },
+            "client_credentials": {"client_id": self.client_id, "client_secret": self.client_secret},
+            "session": {"session_id": self.session_id, "instance_url": self.instance_url},
+        }
+        complete = [name for name, parts in sets.items() if all(parts.values())]
+        if self.auth_method is not None:
+            if self.auth_method not in AUTH_METHODS:
+                raise SalesforceConfigError(
+                    f"auth_method (SF_AUTH_METHOD) is {self.auth_method!r}; "
+                    f"use one of {', '.join(AUTH_METHODS)}"
+                )
+            if self.auth_method in complete:
+                return self.auth_method
+            complete = []  # fall through to name what the chosen method is missing
+        elif len(complete) == 1:
+            return complete[0]
+        elif len(complete) > 1:
+            raise SalesforceConfigError(
+                f"Salesforce credentials are ambiguous: {' and '.join(complete)} are all set; "
+                "choose one with auth_method (SF_AUTH_METHOD)"
+            )
+        partial = [
+            f"{'/'.join(parts)} (missing {', '.join(k for k, v in parts.items() if not v)})"
+            for parts in sets.values()
+            if any(parts.values())
+        ]
+        hint = f" Incomplete: {'; '.join(partial)}." if partial else ""
+        raise SalesforceConfigError(
+            "no Salesforce credentials configured: set SF_USERNAME, SF_PASSWORD and "
+            "SF_SECURITY_TOKEN, or SF_CLIENT_ID and SF_CLIENT_SECRET, or SF_SESSION_ID and "
+            f"SF_INSTANCE_URL (sf-lakehouse emulator --env-file writes them).{hint}"
+        )
+
+
+def settings_from_environment(
+    environ: Mapping[str, str], *, credentials: bool = True
+) -> dict[str, str]:
+    """Connection values from SF_* variables (only connection settings when `credentials` is
+    False, i.e. when the credentials come from a secret)."""
+    allowed = set(ENVIRONMENT_VARIABLES) if credentials else CONNECTION_FIELDS
+    return {
+        field: environ[var]
+        for field, var in ENVIRONMENT_VARIABLES.items()
+        if field in allowed and environ.get(var)
+    }
+
+
+class _LoginHostAdapter(HTTPAdapter):
+    """Sends requests for simple-salesforce's fixed login host to `login_url` instead.
+
+    simple-salesforce always authenticates at https://<domain>.salesforce.com; this is how the
+    pipeline reaches the emulator, or a login endpoint behind an egress proxy."""
+
+    def __init__(self, source_prefix: str, target_base: str) -> None:
+        super().__init__()
+        self._source_prefix = source_prefix
+        self._target_base = target_base.rstrip("/")
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        assert request.url is not None
+        request.url = self._target_base + request.url[len(self._source_prefix) :]
+        return super().send(request, **kwargs)
+
+
+def _http_session(settings: ConnectionSettings) -> requests.Session:
+    session = requests.Session()
+    # REQUESTS_CA_BUNDLE would otherwise override `verify` for every request.
+    session.trust_env = False
+    if settings.ca_bundle:
+        session.verify = settings.ca_bundle
+    if settings.login_url:
+        prefix = f"https://{settings.domain}.salesforce.com"
+        session.mount(prefix, _LoginHostAdapter(prefix, settings.login_url))
+    return session
+
+
+class SalesforceClient:
+    """One authenticated connection; counts the API calls a run made."""
+
+    def __init__(self, sf: Salesforce, api_version: str) -> None:
+        self._sf = sf
+        self.api_version = api_version
+        self.api_calls = 0
+
+    @property
+    def api_usage(self) -> dict[str, int]:
+        """Org-wide usage from the last Sforce-Limit-Info header: {'used': n, 'limit': m}."""
+        usage = self._sf.api_usage.get("api-usage")
+        if usage is None:
+            return {}
+        return {"used": int(usage.used), "limit": int(usage.total)}
+
+    def describe(self, object_name: str) -> list[dict[str, Any]]:
+        self.api_calls += 1
+        result = getattr(self._sf, object_name).describe()
+        return list(result["fields"])
+
+    def query(
+        self, soql: str, page_size: int = 2000, *, include_deleted: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """All records of a query (`queryAll` with `include_deleted`), page by page
+        (`nextRecordsUrl`), without the attributes key."""
+        headers = {"Sforce-Query-Options": f"batchSize={page_size}"}
+        self.api_calls += 1
+        page = self._sf.query(soql, include_deleted=include_deleted, headers=headers)
+        while True:
+            for record in page["records"]:
+                yield {k: v for k, v in record.items() if k != "attributes"}
+            if page.get("done", True):
+                return
+            self.api_calls += 1
+            page = self._sf.query_more(
+                page["nextRecordsUrl"], identifier_is_url=True, headers=headers
+            )
+
+    def count(self, soql: str, *, include_deleted: bool = False) -> int:
+        self.api_calls += 1
+        return int(self._sf.query(soql, include_deleted=include_deleted)["totalSize"])
+
+    def limits(self) -> dict[str, Any]:
+        """The org's limits (`DailyApiRequests`: Max, Remaining, ...)."""
+        self.api_calls += 1
+        return dict(self._sf.limits())
+
+
+def connect(settings: ConnectionSettings) -> SalesforceClient:
+    """Log in; errors are one line naming the server and the fix, never the credentials."""
+    mode = settings.auth_mode()
+    where = settings.login_url or settings.domain
+    common: dict[str, Any] = {"session": _http_session(settings), "version": settings.api_version}
+    try:
+        if mode == "password":
+            sf = Salesforce(
+                username=settings.username,
+                password=settings.password,
+                security_token=settings.security_token,
+                domain=settings.domain,
+                **common,
+            )
+        elif mode == "client_credentials":
+            sf = Salesforce(
+                consumer_key=settings.client_id,
+                consumer_secret=settings.client_secret,
+                domain=settings.domain,
+                **common,
+            )
+        else:
+            sf = Salesforce(
+                session_id=settings.session_id, instance_url=settings.instance_url, **common
+            )
+    except SalesforceError as error:
+        # The exception text can echo the request; keep only the code and the reason.
+        raise SalesforceConfigError(
+            f"Salesforce login ({mode}) failed at {where}: {type(error).__name__}; "
+            "check the credentials"
+        ) from None
+    except requests.exceptions.SSLError:
+        raise SalesforceConfigError(
+            f"TLS verification of {where} failed; set ca_bundle (SF_CA_BUNDLE) to the CA file "
+            "of that server"
+        ) from None
+    except requests.exceptions.ConnectionError:
+        raise SalesforceConfigError(
+            f"cannot reach Salesforce at {where}; is the server (or `sf-lakehouse emulator`) "
+            "running?"
+        ) from None
+    return SalesforceClient(sf, settings.api_version)
+
+
+def with_secret_credentials(
+    settings: ConnectionSettings, secret_id: str, region: str | None
+) -> ConnectionSettings:
+    """These settings with the credentials of an AWS Secrets Manager secret filled in."""
+    from sf_lakehouse.aws.secrets import SecretError, read_salesforce_secret
+
+    if not region:
+        raise SalesforceConfigError(f"secret {secret_id} needs aws_region")
+    try:
+        values = read_salesforce_secret(secret_id, region)
+    except SecretError as error:
+        raise SalesforceConfigError(str(error)) from None
+    return settings.replace(**values)
+
+
+def connection_from_environment(settings: Settings, environ: Mapping[str, str]) -> ConnectionSettings:
+    """The connection of an environment: SF_* variables, or (for `secretsmanager`) the secret's
+    credentials with only connection settings from the variables."""
+    from_secret = settings.auth.source == "secretsmanager"
+    values = settings_from_environment(environ, credentials=not from_secret)
+    connection = ConnectionSettings(**{"api_version": settings.api_version, **values})
+    if from_secret:
+        assert settings.auth.secret_id is not None  # validated with the config
+        connection = with_secret_credentials(
+            connection, settings.auth.secret_id, settings.require_aws().region
+        )
+    return connection
