@@ -1,4 +1,4 @@
-"""`sf-lakehouse`: demo, run, emulator, generate-org, query."""
+"""`sf-lakehouse`: demo, run, emulator, generate-org, query, add-object, verify, deploy."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import datetime as dt
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sf_lakehouse.config import Settings
@@ -31,42 +32,56 @@ def _print_table(title: str, columns: Sequence[str], rows: Sequence[tuple]) -> N
     print(format_rows(columns, rows))
 
 
-def print_summaries(settings: Settings, user_id: str | None = None) -> None:
+def print_summaries(settings: Settings, record_id: str | None = None) -> None:
+    """Raw and SCD counts per object, then the history of the busiest User."""
     from sf_lakehouse.lakehouse.query import (
-        RAW_SUMMARY_SQL,
-        SCD_SUMMARY_SQL,
         lakehouse_connection,
+        object_summary_sql,
+        quoted,
         run_query,
     )
 
     con = lakehouse_connection(settings)
-    raw = f'"{settings.raw_database}"."{settings.raw_table}"'
-    dim = f'"{settings.curated_database}"."{settings.dimension_table}"'
+    union = " union all ".join(object_summary_sql(settings, spec) for spec in settings.objects)
     _print_table(
-        "Raw table " + settings.raw_table_identifier,
-        *run_query(con, RAW_SUMMARY_SQL.format(raw=raw)),
+        f"Objects (raw {settings.raw_database}, SCD2 {settings.curated_database})",
+        *run_query(con, union),
     )
-    _print_table(
-        "SCD2 dimension " + settings.dimension_identifier,
-        *run_query(con, SCD_SUMMARY_SQL.format(dimension=dim)),
-    )
-    if user_id is None:
+    user = settings.objects[0]
+    for spec in settings.objects:
+        if spec.api_name == "User":
+            user = spec
+    dim = quoted(settings.table_identifier(user.dimension_asset_key))
+    key = user.key_column
+    if record_id is None:
         busiest = con.execute(
-            f"select user_id from {dim} group by user_id order by count(*) desc, user_id limit 1"
+            f"select {key} from {dim} group by {key} order by count(*) desc, {key} limit 1"
         ).fetchone()
-        user_id = busiest[0] if busiest else None
-    if user_id is not None:
+        record_id = busiest[0] if busiest else None
+    if record_id is not None:
+        columns = ", ".join([*user.tracked_columns, "effective_from", "effective_to", "is_current"])
         _print_table(
-            f"History of user {user_id}",
+            f"History of {user.api_name} {record_id}",
             *run_query(
                 con,
-                f"select name, division, audit_phase, effective_from, effective_to, is_current "
-                f"from {dim} where user_id = '{user_id}' order by effective_from",
+                f"select {columns} from {dim} where {key} = $1 order by effective_from",
+                [record_id],
             ),
         )
 
 
+def _failure_report(result: Any, settings: Settings, log_path: Path | None = None) -> None:
+    from sf_lakehouse.pipeline import run_problems
+
+    for problem in run_problems(result):
+        print(f"  {problem}", file=sys.stderr)
+    if log_path is not None:
+        print(f"  full log: {log_path}", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from sf_lakehouse.config import resolve_settings
+    from sf_lakehouse.definitions import PIPELINE_JOB_NAME
     from sf_lakehouse.pipeline import (
         apply_environment,
         dagster_instance,
@@ -74,12 +89,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_pipeline,
         run_problems,
     )
-    from sf_lakehouse.config import resolve_settings
 
     if args.env_file:
         apply_environment(load_env_file(Path(args.env_file)))
     settings = resolve_settings()
-    result = run_pipeline(settings, dagster_instance(settings))
+    job_name = settings.object(args.object).job_name if args.object else PIPELINE_JOB_NAME
+    result = run_pipeline(settings, dagster_instance(settings), job_name=job_name)
     problems = run_problems(result)
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -89,26 +104,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:
         print(f"run {result.run_id} finished, but checks failed", file=sys.stderr)
         return 1
-    print(f"run {result.run_id} succeeded ({settings.environment})")
+    print(f"run {result.run_id} succeeded ({settings.environment}, {job_name})")
     if settings.is_local and not args.quiet:
         print_summaries(settings)
     return 0
 
 
+def _as_of_arg(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--as-of {value!r} is not an ISO-8601 timestamp (e.g. 2026-03-02T12:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def cmd_query(args: argparse.Namespace) -> int:
-    from sf_lakehouse.lakehouse.query import format_rows, lakehouse_connection, run_query
+    import duckdb
+
     from sf_lakehouse.config import resolve_settings
+    from sf_lakehouse.lakehouse.query import (
+        LakehouseNotCreatedError,
+        format_rows,
+        lakehouse_connection,
+        run_query,
+    )
 
     settings = resolve_settings()
     if not settings.is_local:
         print("query serves the local lakehouse; use Athena for AWS environments", file=sys.stderr)
         return 2
-    import duckdb
-
+    if not args.sql.strip():
+        print('query: the SQL is empty; e.g. sf-lakehouse query "select 1"', file=sys.stderr)
+        return 2
     try:
-        columns, rows = run_query(lakehouse_connection(settings), args.sql)
+        columns, rows = run_query(lakehouse_connection(settings, as_of=args.as_of), args.sql)
+    except LakehouseNotCreatedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except duckdb.Error as error:
-        print(f"query failed: {error}", file=sys.stderr)
+        first_line = str(error).splitlines()[0]
+        print(f"query failed: {first_line}", file=sys.stderr)
         return 1
     print(format_rows(columns, rows, args.format))
     return 0
@@ -117,14 +154,15 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
+    from sf_lakehouse.config import HOME_VAR, resolve_settings
     from sf_lakehouse.emulator import SalesforceEmulator, generate_org
     from sf_lakehouse.pipeline import (
         apply_environment,
         dagster_instance,
+        extraction_counts,
         run_pipeline,
         run_problems,
     )
-    from sf_lakehouse.config import HOME_VAR, resolve_settings
 
     started = time.monotonic()
     home = Path(args.home or os.environ.get(HOME_VAR) or ".lakehouse").resolve() / "demo"
@@ -133,7 +171,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home.mkdir(parents=True)
     settings = resolve_settings("local", home=home)
     history = generate_org(users=args.users, seed=args.seed, start=DEMO_START, days=6)
-    print(f"Synthetic org: {args.users} users, {len(history)} record versions over 6 days")
+    kinds = Counter(r.get("attributes", {}).get("type", "User") for r in history)
+    print(
+        f"Synthetic org: {', '.join(f'{n} {k} versions' for k, n in sorted(kinds.items()))} "
+        "over 6 days"
+    )
     print(f"Lakehouse: {home}")
     with SalesforceEmulator(history, workdir=home / "emulator", now=DEMO_RUN_CLOCKS[0]) as emulator:
         apply_environment(emulator.env_vars())
@@ -145,33 +187,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
             # dagster-dbt echoes dbt's output to stdout; the demo keeps it in a file instead.
             with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
                 result = run_pipeline(settings, instance, log_level="ERROR")
-            status = "ok" if result.success else "FAILED"
-            raw = result.asset_materializations_for_node("sf_raw__sf_user")
-            counts = (
-                f"{raw[0].metadata['rows_extracted'].value} records read, "
-                f"{raw[0].metadata['rows_appended'].value} new versions"
-                if raw
-                else "no extraction"
-            )
+            status = "ok" if result.success and not run_problems(result) else "FAILED"
+            counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
             print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
-            problems = run_problems(result)
-            for problem in problems:
-                print(f"  {problem}", file=sys.stderr)
-            if problems or not result.success:
-                print(f"  see {log_path}", file=sys.stderr)
+            if status != "ok":
+                _failure_report(result, settings, log_path)
                 return 1
     print_summaries(settings)
+    dimension = settings.table_identifier(settings.objects[0].dimension_asset_key)
     print(f"\nDemo finished in {time.monotonic() - started:.1f} s. Query it yourself:")
-    print(
-        f'  SF_LAKEHOUSE_HOME={home} sf-lakehouse query "select * from '
-        f'{settings.dimension_identifier} limit 5"'
-    )
+    print(f'  SF_LAKEHOUSE_HOME={home} sf-lakehouse query "select * from {dimension} limit 5"')
+    return 0
+
+
+def cmd_add_object(args: argparse.Namespace) -> int:
+    from sf_lakehouse.add_object import add_object
+
+    for line in add_object(
+        args.name,
+        track=args.track,
+        carry=args.carry or [],
+        deletions=args.deletes,
+        id_prefix=args.id_prefix,
+        fields=args.field or [],
+    ):
+        print(line)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from sf_lakehouse.pipeline import apply_environment, load_env_file
     from sf_lakehouse.config import resolve_settings
+    from sf_lakehouse.pipeline import apply_environment, load_env_file
     from sf_lakehouse.verify import verify
 
     if args.env_file:
@@ -218,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--env-file", help="KEY=VALUE file, e.g. from `sf-lakehouse emulator --env-file`"
     )
     run.add_argument("--quiet", action="store_true", help="no summaries after the run")
+    run.add_argument("--object", help="run one object's job (API name, e.g. Account)")
     run.set_defaults(handler=cmd_run)
 
     emulator = commands.add_parser("emulator", help="serve a Salesforce API emulator on 127.0.0.1")
@@ -233,7 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="SQL over the local lakehouse (DuckDB)")
     query.add_argument("sql")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    query.add_argument(
+        "--as-of",
+        type=_as_of_arg,
+        help="each dimension shows the versions effective at this instant (ISO-8601, UTC "
+        "unless an offset is given)",
+    )
     query.set_defaults(handler=cmd_query)
+
+    add = commands.add_parser(
+        "add-object",
+        help="extract one more Salesforce object: writes its spec and dbt models",
+    )
+    add.add_argument("name", help="Salesforce API name, e.g. Contact or Invoice__c")
+    add.add_argument(
+        "--track", action="append", required=True, help="a field whose change starts a version"
+    )
+    add.add_argument("--carry", action="append", help="a field carried along in the dimension")
+    add.add_argument("--field", action="append", help="one more field to extract")
+    add.add_argument("--deletes", action="store_true", help="extract deletions (queryAll)")
+    add.add_argument(
+        "--id-prefix", help="the object's 3-character id prefix (known for standard objects)"
+    )
+    add.set_defaults(handler=cmd_add_object)
     check = commands.add_parser(
         "verify", help="end-to-end integration check of an environment (pass/fail per check)"
     )
@@ -262,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sf_lakehouse.salesforce import SalesforceConfigError
     from sf_lakehouse.config import ConfigError
+    from sf_lakehouse.salesforce import SalesforceConfigError
 
     try:
         return int(args.handler(args))

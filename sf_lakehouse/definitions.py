@@ -1,49 +1,39 @@
 """The code location: one Definitions object, assembled here and nowhere else.
 
 Nothing happens at import time: Dagster calls `defs()` when it loads the code location, and only
-then is the environment (SF_LAKEHOUSE_ENV) resolved into assets, checks, jobs and resources.
+then is the environment (SF_LAKEHOUSE_ENV) resolved, and every object spec of `config/objects/`
+becomes a raw asset, dbt models, checks, freshness policies and a job.
 """
-
-import datetime as dt
 
 import dagster as dg
 
-from sf_lakehouse.defs import DIMENSION_KEY, RAW_USER_KEY
-from sf_lakehouse.defs.dbt import build_dbt_assets
-from sf_lakehouse.defs.raw import build_raw_user_asset
-from sf_lakehouse.defs.automation import PIPELINE_JOB_NAME, build_automation
+from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.defs.checks import build_checks
+from sf_lakehouse.defs.dbt import build_dbt_assets
+from sf_lakehouse.defs.jobs import (
+    PIPELINE_JOB_NAME,
+    build_maintenance_job,
+    build_pipeline_jobs,
+    build_schedules,
+)
+from sf_lakehouse.defs.raw import build_raw_asset
 from sf_lakehouse.defs.resources import build_resources
-from sf_lakehouse.config import FreshnessWindow, Settings, resolve_settings
+from sf_lakehouse.defs.sensors import build_sensors
 
 __all__ = ["PIPELINE_JOB_NAME", "build_definitions", "defs"]
 
 
-def freshness_policy(window: FreshnessWindow) -> dg.FreshnessPolicy:
-    return dg.FreshnessPolicy.time_window(
-        fail_window=dt.timedelta(minutes=window.fail_after_minutes),
-        warn_window=dt.timedelta(minutes=window.warn_after_minutes),
-    )
-
-
 def build_definitions(settings: Settings) -> dg.Definitions:
-    policies = {
-        dg.AssetKey(list(RAW_USER_KEY)): freshness_policy(settings.operations.raw_freshness),
-        dg.AssetKey(list(DIMENSION_KEY)): freshness_policy(settings.operations.dimension_freshness),
-    }
-    automation = build_automation(settings)
-    defs = dg.Definitions(
-        assets=[build_raw_user_asset(settings), build_dbt_assets()],
-        asset_checks=build_checks(settings),
-        jobs=automation["jobs"],
-        schedules=automation["schedules"],
-        sensors=automation["sensors"],
+    specs = settings.objects
+    pipeline_jobs = build_pipeline_jobs(specs)
+    maintenance_job = build_maintenance_job(settings)
+    return dg.Definitions(
+        assets=[*(build_raw_asset(settings, spec) for spec in specs), build_dbt_assets(specs)],
+        asset_checks=[check for spec in specs for check in build_checks(spec)],
+        jobs=[*pipeline_jobs, maintenance_job],
+        schedules=build_schedules(settings, pipeline_jobs[0], maintenance_job),
+        sensors=build_sensors(settings, pipeline_jobs[1:]),
         resources=build_resources(settings),
-    )
-    return defs.map_asset_specs(
-        func=lambda spec: (
-            dg.apply_freshness_policy(spec, policies[spec.key]) if spec.key in policies else spec
-        )
     )
 
 

@@ -85,8 +85,10 @@ def extraction_start(watermark: dt.datetime | None, lookback_seconds: int) -> dt
 
 def raw_table_schema(fields: Sequence[FieldSpec]) -> pa.Schema:
     """The raw table's columns: the extracted fields as typed by describe(), then the run's."""
-    return arrow_schema(fields).append(pa.field(EXTRACTED_AT, pa.timestamp("us"))).append(
-        pa.field(RUN_ID, pa.string())
+    return (
+        arrow_schema(fields)
+        .append(pa.field(EXTRACTED_AT, pa.timestamp("us")))
+        .append(pa.field(RUN_ID, pa.string()))
     )
 
 
@@ -148,7 +150,9 @@ def extract_increment(
     """Read the next increment of one object from Salesforce; nothing is written here. Objects
     with deletions are read with queryAll, so deleted records arrive with `IsDeleted` true."""
     calls_before = client.api_calls
-    fields = tuple(select_fields(client.describe(spec.api_name), spec.extracted_fields, spec.api_name))
+    fields = tuple(
+        select_fields(client.describe(spec.api_name), spec.extracted_fields, spec.api_name)
+    )
     cursor_column = spec.cursor.lower()
     watermark = read_watermark(raw_table, cursor_column)
     since = extraction_start(watermark, spec.lookback_seconds)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 
-from sf_lakehouse.defs.automation import root_error_message
-from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
 from sf_lakehouse.config import Settings
+from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
+from sf_lakehouse.defs.sensors import root_error_message
 
 # Telemetry and the first-run pop-up off; the daemon evaluates FreshnessPolicy only when enabled.
 INSTANCE_YAML = """\
@@ -54,11 +54,15 @@ def dagster_instance(settings: Settings) -> DagsterInstance:
 
 
 def run_pipeline(
-    settings: Settings, instance: DagsterInstance, log_level: str = "INFO"
+    settings: Settings,
+    instance: DagsterInstance,
+    log_level: str = "INFO",
+    job_name: str = PIPELINE_JOB_NAME,
 ) -> ExecuteInProcessResult:
-    """Materialize the whole asset graph once (extract, then dbt build)."""
+    """Materialize the asset graph once (extract every object, then dbt build); `job_name`
+    picks one object's job instead."""
     defs = build_definitions(settings)
-    job = defs.resolve_job_def(PIPELINE_JOB_NAME)
+    job = defs.resolve_job_def(job_name)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     return job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
 
@@ -78,3 +82,25 @@ def run_problems(result: ExecuteInProcessResult) -> list[str]:
                 f"failed: {detail}"
             )
     return problems
+
+
+def extraction_counts(result: ExecuteInProcessResult, settings: Settings) -> dict[str, str]:
+    """Per object: `N records read, M new versions` from the raw assets' metadata."""
+    counts = {}
+    for spec in settings.objects:
+        node = "__".join(spec.raw_asset_key)
+        materializations = (
+            [
+                m
+                for m in result.asset_materializations_for_node(node)
+                if "rows_extracted" in m.metadata
+            ]
+            if node in {n.name for n in result.job_def.nodes}
+            else []
+        )
+        if materializations:
+            metadata = materializations[0].metadata
+            counts[spec.api_name] = (
+                f"{metadata['rows_extracted'].value} read, {metadata['rows_appended'].value} new"
+            )
+    return counts

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sf_lakehouse.lakehouse.query import RAW_SUMMARY_SQL, SCD_SUMMARY_SQL
 from sf_lakehouse.config import Settings
+from sf_lakehouse.lakehouse.query import RAW_SUMMARY_SQL, SCD_SUMMARY_SQL
 
 ONE_CURRENT_ROW_SQL = """
 select count(*) as users_failing from (

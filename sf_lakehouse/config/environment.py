@@ -37,7 +37,7 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 BUCKET_KINDS = ("raw", "staging", "scripts", "athena-results")
 
 
-# --- the configuration file's sections ----------------------------------------------------------
+# --- the configuration file's sections ---------------------------------------------------------
 
 
 class ScheduleSettings(StrictModel):
@@ -81,6 +81,11 @@ class MaintenanceSettings(StrictModel):
 class Alerts(StrictModel):
     directory: str = Field(min_length=1)
     webserver_url: str = Field(min_length=1)
+
+    @field_validator("webserver_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
 class Extraction(StrictModel):
@@ -146,7 +151,7 @@ class EnvironmentConfig(StrictModel):
         return self
 
 
-# --- resolved settings ----------------------------------------------------------------------------
+# --- resolved settings -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -341,7 +346,7 @@ def table_identifier(asset_key: Sequence[str], raw_database: str, curated_databa
     return f"{databases[key[0]]}.{key[1]}"
 
 
-# --- loading ----------------------------------------------------------------------------------------
+# --- loading ---------------------------------------------------------------------------------
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,23 @@ _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Fields every extraction needs, whatever the spec lists.
 REQUIRED_FIELDS = ("Id", "SystemModstamp")
 DELETED_FIELD = "IsDeleted"
+# Key prefixes of standard objects (a custom object's prefix is org-specific: ask describe()).
+STANDARD_ID_PREFIXES = {
+    "Account": "001",
+    "Contact": "003",
+    "User": "005",
+    "Opportunity": "006",
+    "Lead": "00Q",
+    "Task": "00T",
+    "Event": "00U",
+    "Pricebook2": "01s",
+    "Product2": "01t",
+    "Asset": "02i",
+    "Case": "500",
+    "Campaign": "701",
+    "Contract": "800",
+    "Order": "801",
+}
 # Salesforce never deletes Users (they are deactivated), and User has no IsDeleted field.
 OBJECTS_WITHOUT_DELETIONS = frozenset({"User"})
 

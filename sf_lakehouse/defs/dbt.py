@@ -1,13 +1,11 @@
 """The dbt models as assets downstream of the raw tables; dbt tests become asset checks."""
 
-from __future__ import annotations
-
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Output
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec, Output
 from dagster_dbt import (
     DagsterDbtTranslator,
     DbtCliResource,
@@ -18,7 +16,7 @@ from dagster_dbt import (
 
 from sf_lakehouse.config import DBT_PROJECT_DIR, ObjectSpec
 from sf_lakehouse.config.objects import CURATED_PREFIX, STAGING_PREFIX
-from sf_lakehouse.defs import CURATED_GROUP, OWNERS
+from sf_lakehouse.defs import CURATED_GROUP, OWNERS, freshness_policy
 from sf_lakehouse.defs.dimension_changes import change_metadata
 from sf_lakehouse.defs.resources import dbt_executable, dbt_vars_arg
 from sf_lakehouse.lakehouse.io_manager import column_schema
@@ -30,6 +28,23 @@ _KEY_PREFIX = {"staging": STAGING_PREFIX, "marts": CURATED_PREFIX}
 
 
 class LakehouseDbtTranslator(DagsterDbtTranslator):
+    """Asset keys from the model folder and name; each dimension gets its object's freshness."""
+
+    def __init__(self, specs: Sequence[ObjectSpec] = ()) -> None:
+        super().__init__()
+        self._dimension_freshness = {
+            AssetKey(list(spec.dimension_asset_key)): spec.freshness.dimension for spec in specs
+        }
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        window = self._dimension_freshness.get(spec.key)
+        if window is None:
+            return spec
+        return spec.replace_attributes(freshness_policy=freshness_policy(window))
+
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "model":
             folder = dbt_resource_props["fqn"][1]
@@ -98,7 +113,7 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
-        dagster_dbt_translator=LakehouseDbtTranslator(),
+        dagster_dbt_translator=LakehouseDbtTranslator(specs),
         name="sf_lakehouse_dbt",
     )
     def sf_lakehouse_dbt_models(

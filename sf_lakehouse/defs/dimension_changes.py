@@ -29,7 +29,12 @@ def change_metadata(table: Table, spec: ObjectSpec) -> dict[str, Any]:
     closed = [r for r in current if not r["is_current"] and previous.get(r["scd_id"]) is True]
     key = spec.key_column
     latest = sorted(opened, key=lambda r: (r["effective_from"], r[key]), reverse=True)
-    columns = [key, *spec.tracked_columns, *(("is_deleted",) if spec.deletions else ()), "effective_from"]
+    columns = [
+        key,
+        *spec.tracked_columns,
+        *(("is_deleted",) if spec.deletions else ()),
+        "effective_from",
+    ]
     return {
         "dimension_rows": len(current),
         "current_rows": sum(1 for r in current if r["is_current"]),

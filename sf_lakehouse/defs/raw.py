@@ -22,7 +22,7 @@ from dagster import (
 from dagster_aws.pipes import PipesGlueClient
 
 from sf_lakehouse.config import ObjectSpec, Settings
-from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP
+from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
 from sf_lakehouse.extraction import extract_increment
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
@@ -61,6 +61,7 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         "key": list(spec.raw_asset_key),
         "group_name": SALESFORCE_RAW_GROUP,
         "owners": OWNERS,
+        "freshness_policy": freshness_policy(spec.freshness.raw),
         "metadata": {
             **RAW_LAYOUT.as_metadata(),
             "write_mode": "append",
@@ -109,7 +110,9 @@ def _glue_raw_asset(
         kinds={"salesforce", "iceberg", "glue"},
         description=f"{description} Runs as the AWS Glue job {aws.glue_job_name}.",
     )
-    def raw_records(context: AssetExecutionContext, pipes_glue: PipesGlueClient) -> MaterializeResult:
+    def raw_records(
+        context: AssetExecutionContext, pipes_glue: PipesGlueClient
+    ) -> MaterializeResult:
         invocation = pipes_glue.run(
             context=context,
             start_job_run_params={

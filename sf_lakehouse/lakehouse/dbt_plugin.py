@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import SourceConfig, TargetConfig
 
+from sf_lakehouse.config import resolve_settings
 from sf_lakehouse.lakehouse.tables import (
     PartitionField,
     TableLayout,
@@ -25,7 +26,6 @@ from sf_lakehouse.lakehouse.tables import (
     open_catalog,
     replace_rows,
 )
-from sf_lakehouse.config import resolve_settings
 
 # dbt-athena table_properties -> Iceberg table properties
 _ATHENA_PROPERTY_NAMES = {"write_target_data_file_size_bytes": "write.target-file-size-bytes"}

@@ -14,26 +14,49 @@ import duckdb
 import duckdb_extension_avro
 import duckdb_extension_iceberg
 
+from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.lakehouse.tables import open_catalog
-from sf_lakehouse.config import Settings
 
-RAW_SUMMARY_SQL = """
-select
-    count(*) as raw_total_records,
-    count(distinct id) as distinct_users,
-    max(_extracted_at) as latest_extraction,
-    count(distinct division) as distinct_divisions
-from {raw}
-"""
 
-SCD_SUMMARY_SQL = """
+class LakehouseNotCreatedError(FileNotFoundError):
+    """The local lakehouse has no catalog yet (no run has written a table)."""
+
+
+def quoted(identifier: str) -> str:
+    """`db.table` -> `"db"."table"` for DuckDB."""
+    return ".".join(f'"{part}"' for part in identifier.split("."))
+
+
+def object_summary_sql(settings: Settings, spec: ObjectSpec) -> str:
+    """One row for one object: raw versions and records, dimension rows (current, historical,
+    deleted now)."""
+    raw = quoted(settings.table_identifier(spec.raw_asset_key))
+    dim = quoted(settings.table_identifier(spec.dimension_asset_key))
+    deleted = (
+        "count(*) filter (where is_current and is_deleted)"
+        if spec.deletions
+        else "cast(null as bigint)"
+    )
+    return f"""
 select
-    count(*) as scd_total_rows,
+    '{spec.api_name}' as object,
+    (select count(*) from {raw}) as raw_versions,
+    (select count(distinct id) from {raw}) as records,
+    count(*) as scd_rows,
     count(*) filter (where is_current) as current_rows,
     count(*) filter (where not is_current) as historical_rows,
-    count(distinct user_id) as users
-from {dimension}
+    {deleted} as deleted_now
+from {dim}
 """
+
+
+def as_of_filter(moment: dt.datetime) -> str:
+    """The versions effective at `moment` (half-open intervals), as a SQL condition."""
+    literal = moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    return (
+        f"effective_from <= timestamp '{literal}' "
+        f"and (effective_to > timestamp '{literal}' or effective_to is null)"
+    )
 
 
 def _extension_file(module: Any) -> Path:
@@ -41,8 +64,17 @@ def _extension_file(module: Any) -> Path:
     return next(Path(module.__file__).parent.glob("extensions/*/*.duckdb_extension"))
 
 
-def lakehouse_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """In-memory DuckDB whose schemas and views mirror the catalog's namespaces and tables."""
+def lakehouse_connection(
+    settings: Settings, as_of: dt.datetime | None = None
+) -> duckdb.DuckDBPyConnection:
+    """In-memory DuckDB whose schemas and views mirror the catalog's namespaces and tables.
+    With `as_of`, each dimension's view holds only the versions effective at that instant."""
+    if settings.is_local and not settings.catalog_db_path.is_file():
+        raise LakehouseNotCreatedError(
+            f"no lakehouse at {settings.home} yet (no {settings.catalog_db_path.name}); run "
+            "`sf-lakehouse run` (or `sf-lakehouse demo`) first, or set SF_LAKEHOUSE_HOME"
+        )
+    dimensions = {settings.table_identifier(s.dimension_asset_key) for s in settings.objects}
     con = duckdb.connect()
     # avro first: the iceberg extension reads manifest files with it.
     for module in (duckdb_extension_avro, duckdb_extension_iceberg):
@@ -54,9 +86,10 @@ def lakehouse_connection(settings: Settings) -> duckdb.DuckDBPyConnection:
         for identifier in catalog.list_tables(namespace):
             table = catalog.load_table(identifier)
             location = table.metadata_location.removeprefix("file://").replace("'", "''")
+            name = f"{database}.{identifier[-1]}"
+            condition = f" WHERE {as_of_filter(as_of)}" if as_of and name in dimensions else ""
             con.execute(
-                f'CREATE VIEW "{database}"."{identifier[-1]}" AS '
-                f"SELECT * FROM iceberg_scan('{location}')"
+                f"CREATE VIEW {quoted(name)} AS SELECT * FROM iceberg_scan('{location}'){condition}"
             )
     return con
 

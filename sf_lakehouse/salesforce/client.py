@@ -79,7 +79,10 @@ class ConnectionSettings:
                 "password": self.password,
                 "security_token": self.security_token,
             },
-            "client_credentials": {"client_id": self.client_id, "client_secret": self.client_secret},
+            "client_credentials": {
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+            },
             "session": {"session_id": self.session_id, "instance_url": self.instance_url},
         }
         complete = [name for name, parts in sets.items() if all(parts.values())]
@@ -262,7 +265,9 @@ def with_secret_credentials(
     return settings.replace(**values)
 
 
-def connection_from_environment(settings: Settings, environ: Mapping[str, str]) -> ConnectionSettings:
+def connection_from_environment(
+    settings: Settings, environ: Mapping[str, str]
+) -> ConnectionSettings:
     """The connection of an environment: SF_* variables, or (for `secretsmanager`) the secret's
     credentials with only connection settings from the variables."""
     from_secret = settings.auth.source == "secretsmanager"

@@ -1,48 +1,35 @@
-"""Jobs, schedules and sensors: how the pipeline runs without someone pressing a button."""
+"""Sensors: the change sensor (starts the jobs of the objects that changed), the freshness
+sensor and the run-failure recorder, and the alerts they write for an operator."""
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dagster import (
     AssetKey,
-    AssetObservation,
-    AssetSelection,
     DefaultSensorStatus,
-    JobDefinition,
-    OpExecutionContext,
     RunFailureSensorContext,
     RunRequest,
-    ScheduleDefinition,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
-    job,
-    op,
     run_failure_sensor,
     sensor,
 )
 from dagster_shared.error import SerializableErrorInfo
 
-from sf_lakehouse.defs import DIMENSION_KEY, RAW_USER_KEY
+from sf_lakehouse.config import FreshnessWindow, ObjectSpec, Settings
 from sf_lakehouse.extraction import read_watermark
-from sf_lakehouse.lakehouse.maintenance import maintain_table
-from sf_lakehouse.defs.resources import LakehouseResource
-from sf_lakehouse.salesforce import (
-    SalesforceClient,
-    SalesforceResource,
-    format_soql_datetime,
-    parse_sf_datetime,
-)
-from sf_lakehouse.config import FreshnessWindow, Settings
+from sf_lakehouse.lakehouse.resource import LakehouseResource
+from sf_lakehouse.salesforce.client import SalesforceClient
+from sf_lakehouse.salesforce.resource import SalesforceResource
+from sf_lakehouse.salesforce.types import format_soql_datetime, parse_sf_datetime
 
-PIPELINE_JOB_NAME = "sf_user_pipeline"
-MAINTENANCE_JOB_NAME = "lakehouse_maintenance"
-CHANGE_SENSOR_NAME = "salesforce_user_change_sensor"
+CHANGE_SENSOR_NAME = "salesforce_change_sensor"
 FRESHNESS_SENSOR_NAME = "freshness_alert_sensor"
 FAILURE_SENSOR_NAME = "run_failure_recorder"
 
@@ -77,66 +64,82 @@ class ChangeProbe:
 
 
 def probe_changes(
-    client: SalesforceClient, object_name: str, cursor_field: str, since: dt.datetime | None
+    client: SalesforceClient, spec: ObjectSpec, since: dt.datetime | None
 ) -> ChangeProbe:
-    """Ask cheaply whether records changed after `since`: one COUNT() query, plus one row
-    for the newest change when there are any."""
-    where = f" WHERE {cursor_field} > {format_soql_datetime(since)}" if since else ""
-    changed = client.count(f"SELECT COUNT() FROM {object_name}{where}")
+    """Ask cheaply whether records changed after `since`: one COUNT() query (queryAll for
+    objects with deletions, so deletions and undeletes count), plus one row for the newest
+    change when there are any."""
+    cursor = spec.cursor
+    where = f" WHERE {cursor} > {format_soql_datetime(since)}" if since else ""
+    changed = client.count(
+        f"SELECT COUNT() FROM {spec.api_name}{where}", include_deleted=spec.deletions
+    )
     if changed == 0:
         return ChangeProbe(0, None, since)
     [newest_record] = list(
         client.query(
-            f"SELECT {cursor_field} FROM {object_name}{where} ORDER BY {cursor_field} DESC LIMIT 1"
+            f"SELECT {cursor} FROM {spec.api_name}{where} ORDER BY {cursor} DESC LIMIT 1",
+            include_deleted=spec.deletions,
         )
     )
-    return ChangeProbe(changed, parse_sf_datetime(newest_record[cursor_field]), since)
+    return ChangeProbe(changed, parse_sf_datetime(newest_record[cursor]), since)
 
 
-def build_change_sensor(settings: Settings) -> SensorDefinition:
-    sf = settings.salesforce
+def build_change_sensor(settings: Settings, object_jobs: Sequence[Any]) -> SensorDefinition:
+    """`object_jobs`: the per-object jobs, in the order of `settings.objects`."""
+    specs = settings.objects
+    names = ", ".join(spec.api_name for spec in specs)
 
     @sensor(
         name=CHANGE_SENSOR_NAME,
-        job_name=PIPELINE_JOB_NAME,
-        minimum_interval_seconds=settings.operations.change_sensor_interval_seconds,
+        jobs=list(object_jobs),
+        minimum_interval_seconds=settings.config.sensors.salesforce_change_interval_seconds,
         default_status=DefaultSensorStatus.STOPPED,
         description=(
-            f"Starts {PIPELINE_JOB_NAME} when Salesforce {sf.object_name} records changed after "
-            f"the raw table's watermark ({sf.cursor_field}); one run per set of changes."
+            f"Asks Salesforce, per object ({names}), how many records changed after the raw "
+            "table's watermark, and starts the job of each object that changed; one run per "
+            "set of changes."
         ),
     )
-    def salesforce_user_change_sensor(
+    def salesforce_change_sensor(
         context: SensorEvaluationContext,
         salesforce: SalesforceResource,
         lakehouse: LakehouseResource,
-    ) -> SensorResult | SkipReason:
-        raw = lakehouse.load_table(settings.raw_table_identifier)
-        watermark = read_watermark(raw, sf.cursor_field.lower())
-        probe = probe_changes(salesforce.connect(), sf.object_name, sf.cursor_field, watermark)
-        since = watermark.isoformat() if watermark else "the beginning (raw table is empty)"
-        if probe.changed == 0:
-            return SkipReason(f"no {sf.object_name} changed since {since}")
-        if context.cursor == probe.run_key:
-            return SkipReason(
-                f"{probe.changed} {sf.object_name} changes through {probe.newest} already have a "
-                "run; waiting for it to reach the raw table"
-            )
-        return SensorResult(
-            run_requests=[
+    ) -> SensorResult:
+        client = salesforce.connect()
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        requests: list[RunRequest] = []
+        skipped: list[str] = []
+        for spec in specs:
+            raw = lakehouse.load_table(spec.raw_asset_key)
+            watermark = read_watermark(raw, spec.cursor.lower())
+            probe = probe_changes(client, spec, watermark)
+            if probe.changed == 0:
+                skipped.append(f"{spec.api_name}: no change")
+                continue
+            if cursor.get(spec.name) == probe.run_key:
+                skipped.append(f"{spec.api_name}: {probe.changed} changes already have a run")
+                continue
+            cursor[spec.name] = probe.run_key
+            requests.append(
                 RunRequest(
-                    run_key=probe.run_key,
+                    job_name=spec.job_name,
+                    run_key=f"{spec.name}-{probe.run_key}",
                     tags={
                         "sf_lakehouse/trigger": CHANGE_SENSOR_NAME,
+                        "sf_lakehouse/object": spec.api_name,
                         "sf_lakehouse/changed_records": str(probe.changed),
                         "sf_lakehouse/changes_through": str(probe.newest),
                     },
                 )
-            ],
-            cursor=probe.run_key,
+            )
+        return SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else SkipReason("; ".join(skipped)),
+            cursor=json.dumps(cursor, sort_keys=True),
         )
 
-    return salesforce_user_change_sensor
+    return salesforce_change_sensor
 
 
 # --- freshness ------------------------------------------------------------------------------
@@ -161,19 +164,25 @@ def freshness_status(
     return "fresh"
 
 
+def freshness_windows(specs: Sequence[ObjectSpec]) -> dict[AssetKey, FreshnessWindow]:
+    """Every raw table's and dimension's window, from its object spec."""
+    windows: dict[AssetKey, FreshnessWindow] = {}
+    for spec in specs:
+        windows[AssetKey(list(spec.raw_asset_key))] = spec.freshness.raw
+        windows[AssetKey(list(spec.dimension_asset_key))] = spec.freshness.dimension
+    return windows
+
+
 def build_freshness_sensor(settings: Settings) -> SensorDefinition:
-    windows = {
-        AssetKey(list(RAW_USER_KEY)): settings.operations.raw_freshness,
-        AssetKey(list(DIMENSION_KEY)): settings.operations.dimension_freshness,
-    }
+    windows = freshness_windows(settings.objects)
 
     @sensor(
         name=FRESHNESS_SENSOR_NAME,
-        minimum_interval_seconds=settings.operations.freshness_sensor_interval_seconds,
+        minimum_interval_seconds=settings.config.sensors.freshness_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
-            "Evaluates the freshness windows of the raw table and the dimension (the same "
-            "windows as their FreshnessPolicy) and records an alert once per stale state."
+            "Evaluates the freshness windows of every raw table and dimension (the same windows "
+            "as their FreshnessPolicy) and records an alert once per stale state."
         ),
     )
     def freshness_alert_sensor(context: SensorEvaluationContext) -> SkipReason:
@@ -197,7 +206,7 @@ def build_freshness_sensor(settings: Settings) -> SensorDefinition:
                         "last_update": last,
                         "warn_after_minutes": window.warn_after_minutes,
                         "fail_after_minutes": window.fail_after_minutes,
-                        "link": f"{settings.operations.webserver_url}/assets/{name}",
+                        "link": f"{settings.config.alerts.webserver_url}/assets/{name}",
                     },
                     f"FRESHNESS {status.upper()} {name}: last update {last}",
                 )
@@ -243,7 +252,7 @@ def build_failure_sensor(settings: Settings) -> SensorDefinition:
         description="Records every failed run (link, failed steps, errors) in the alerts log.",
     )
     def run_failure_recorder(context: RunFailureSensorContext) -> None:
-        record = failure_record(context, settings.operations.webserver_url)
+        record = failure_record(context, settings.config.alerts.webserver_url)
         steps = "; ".join(f"{s['step']}: {s['error']}" for s in record["failed_steps"])
         headline = f"RUN FAILED {record['job']} {record['link']} {steps or record['error']}"
         record_alert(settings.alerts_dir, "run_failures", record, headline)
@@ -252,65 +261,9 @@ def build_failure_sensor(settings: Settings) -> SensorDefinition:
     return run_failure_recorder
 
 
-# --- maintenance ----------------------------------------------------------------------------
-
-
-def build_maintenance_job(settings: Settings) -> JobDefinition:
-    tables = {
-        settings.raw_table_identifier: AssetKey(list(RAW_USER_KEY)),
-        settings.dimension_identifier: AssetKey(list(DIMENSION_KEY)),
-    }
-
-    @op(description="Compact small files, expire old snapshots and delete orphan files.")
-    def maintain_iceberg_tables(context: OpExecutionContext, lakehouse: LakehouseResource) -> None:
-        now = dt.datetime.now(dt.UTC)
-        for identifier, key in tables.items():
-            table = lakehouse.load_table(identifier)
-            if table is None:
-                context.log.info(f"{identifier} does not exist yet; nothing to maintain")
-                continue
-            report = maintain_table(table, identifier, settings.operations.maintenance, now)
-            context.log.info(f"{identifier}: {report}")
-            context.log_event(AssetObservation(asset_key=key, metadata=report.as_metadata()))
-
-    @job(
-        name=MAINTENANCE_JOB_NAME,
-        description="Iceberg maintenance of the raw table and the dimension (retention in "
-        "config/pipeline-config.yml).",
-    )
-    def lakehouse_maintenance() -> None:
-        maintain_iceberg_tables()
-
-    return lakehouse_maintenance
-
-
-def build_automation(settings: Settings) -> dict[str, list[Any]]:
-    """Jobs, schedules and sensors of one environment."""
-    ops = settings.operations
-    pipeline_job = define_asset_job(
-        PIPELINE_JOB_NAME,
-        selection=AssetSelection.all(),
-        description="Extract Salesforce Users into the raw table, then rebuild the SCD2 dimension.",
-    )
-    maintenance_job = build_maintenance_job(settings)
-    schedules = [
-        ScheduleDefinition(
-            name=f"{PIPELINE_JOB_NAME}_schedule",
-            job=pipeline_job,
-            cron_schedule=ops.pipeline_schedule.cron,
-            execution_timezone=ops.pipeline_schedule.timezone,
-            description="Extract and rebuild on a fixed cadence, whether or not the sensor fired.",
-        ),
-        ScheduleDefinition(
-            name=f"{MAINTENANCE_JOB_NAME}_schedule",
-            job=maintenance_job,
-            cron_schedule=ops.maintenance_schedule.cron,
-            execution_timezone=ops.maintenance_schedule.timezone,
-        ),
-    ]
-    sensors = [
-        build_change_sensor(settings),
+def build_sensors(settings: Settings, object_jobs: Sequence[Any]) -> list[SensorDefinition]:
+    return [
+        build_change_sensor(settings, object_jobs),
         build_freshness_sensor(settings),
         build_failure_sensor(settings),
     ]
-    return {"jobs": [pipeline_job, maintenance_job], "schedules": schedules, "sensors": sensors}
