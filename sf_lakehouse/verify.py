@@ -9,21 +9,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sf_lakehouse.config import Settings
-from sf_lakehouse.lakehouse.query import RAW_SUMMARY_SQL, SCD_SUMMARY_SQL
+from sf_lakehouse.config import ObjectSpec, Settings
+from sf_lakehouse.lakehouse.query import object_summary_sql, quoted
 
 ONE_CURRENT_ROW_SQL = """
-select count(*) as users_failing from (
-    select user_id from {dimension}
-    group by user_id
+select count(*) as records_failing from (
+    select {key} from {dimension}
+    group by {key}
     having sum(case when is_current then 1 else 0 end) <> 1
-) per_user
+) per_record
 """
 
 OVERLAPS_SQL = """
 select count(*) as rows_failing from (
     select effective_to,
-           lead(effective_from) over (partition by user_id order by effective_from) as next_from
+           lead(effective_from) over (partition by {key} order by effective_from) as next_from
     from {dimension}
 ) ordered
 where next_from is not null and (effective_to is null or effective_to > next_from)
@@ -120,7 +120,7 @@ def _single_number(engine: QueryEngine, sql: str) -> int:
 
 
 def check_salesforce(settings: Settings) -> CheckResult:
-    from sf_lakehouse.defs.resources import salesforce_from_environment
+    from sf_lakehouse.salesforce.resource import salesforce_from_environment
 
     resource = salesforce_from_environment(settings).process_config_and_initialize()
     client = resource.connect()
@@ -134,56 +134,73 @@ def check_salesforce(settings: Settings) -> CheckResult:
 
 
 def _table_rows(engine: QueryEngine, table: str, name: str) -> CheckResult:
+    """The table exists and can be read (an object with no records yet has an empty table)."""
     count = _single_number(engine, ROW_COUNT_SQL.format(table=table))
-    return CheckResult(name, count > 0, f"{table} has {count:,} rows")
+    return CheckResult(name, True, f"{table} has {count:,} rows")
 
 
-def run_checks(settings: Settings, engine: QueryEngine) -> list[CheckResult]:
-    """Every check in order; a check that raises fails, the others still run."""
-    raw = f'"{settings.raw_database}"."{settings.raw_table}"'
-    dim = f'"{settings.curated_database}"."{settings.dimension_table}"'
+def object_checks(
+    settings: Settings, engine: QueryEngine, spec: ObjectSpec
+) -> list[tuple[str, Callable[[], CheckResult]]]:
+    """One object's checks: both tables have rows, the SCD invariants hold, the summary."""
+    raw = quoted(settings.table_identifier(spec.raw_asset_key))
+    dim = quoted(settings.table_identifier(spec.dimension_asset_key))
+    prefix = spec.name
 
     def one_current() -> CheckResult:
-        failing = _single_number(engine, ONE_CURRENT_ROW_SQL.format(dimension=dim))
+        sql = ONE_CURRENT_ROW_SQL.format(dimension=dim, key=spec.key_column)
+        failing = _single_number(engine, sql)
         return CheckResult(
-            "scd_one_current_row_per_user",
+            f"{prefix}_scd_one_current_row",
             failing == 0,
-            f"{failing} users without exactly one current row",
+            f"{failing} {spec.api_name} records without exactly one current row",
         )
 
     def no_overlaps() -> CheckResult:
-        failing = _single_number(engine, OVERLAPS_SQL.format(dimension=dim))
+        failing = _single_number(engine, OVERLAPS_SQL.format(dimension=dim, key=spec.key_column))
         return CheckResult(
-            "scd_no_overlapping_intervals",
+            f"{prefix}_scd_no_overlapping_intervals",
             failing == 0,
             f"{failing} rows overlap the next version or leave it open",
         )
 
-    def summary(name: str, sql: str) -> Callable[[], CheckResult]:
-        def run() -> CheckResult:
-            columns, rows = engine.query(sql)
-            if not rows:
-                return CheckResult(name, False, f"{engine.name} returned no rows")
-            values = ", ".join(f"{c}={v}" for c, v in zip(columns, rows[0], strict=True))
-            return CheckResult(name, True, values)
+    def summary() -> CheckResult:
+        name = f"{prefix}_summary"
+        columns, rows = engine.query(object_summary_sql(settings, spec))
+        if not rows:
+            return CheckResult(name, False, f"{engine.name} returned no rows")
+        values = ", ".join(f"{c}={v}" for c, v in zip(columns, rows[0], strict=True))
+        return CheckResult(name, True, values)
 
-        return run
+    return [
+        (
+            f"{prefix}_raw_table_exists",
+            lambda: _table_rows(engine, raw, f"{prefix}_raw_table_exists"),
+        ),
+        (
+            f"{prefix}_dimension_exists",
+            lambda: _table_rows(engine, dim, f"{prefix}_dimension_exists"),
+        ),
+        (f"{prefix}_scd_one_current_row", one_current),
+        (f"{prefix}_scd_no_overlapping_intervals", no_overlaps),
+        (f"{prefix}_summary", summary),
+    ]
 
+
+def run_checks(settings: Settings, engine: QueryEngine) -> list[CheckResult]:
+    """Every check in order; a check that raises fails, the others still run."""
     checks: list[tuple[str, Callable[[], CheckResult]]] = [
         ("salesforce_connection", lambda: check_salesforce(settings)),
-        ("raw_table_has_rows", lambda: _table_rows(engine, raw, "raw_table_has_rows")),
-        ("dimension_has_rows", lambda: _table_rows(engine, dim, "dimension_has_rows")),
-        ("scd_one_current_row_per_user", one_current),
-        ("scd_no_overlapping_intervals", no_overlaps),
-        ("raw_summary", summary("raw_summary", RAW_SUMMARY_SQL.format(raw=raw))),
-        ("scd_summary", summary("scd_summary", SCD_SUMMARY_SQL.format(dimension=dim))),
     ]
+    for spec in settings.objects:
+        checks += object_checks(settings, engine, spec)
     results = []
     for name, check in checks:
         try:
             result = check()
         except Exception as error:  # every failure is reported; none stops the rest
-            result = CheckResult(name, False, f"{type(error).__name__}: {error}")
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            result = CheckResult(name, False, f"{type(error).__name__}: {first_line}")
         results.append(result)
     return results
 

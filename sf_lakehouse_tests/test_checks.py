@@ -1,5 +1,5 @@
-"""Each asset check fails on crafted bad data, says why with counts and example ids, and
-passes on good data."""
+"""Each Python asset check fails on crafted bad data, says why with counts and example ids, and
+passes on good data. (The dimension's own invariants are dbt tests: test_dbt_invariants.py.)"""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import datetime as dt
 
 import pyarrow as pa
 
+from sf_lakehouse.config import resolve_settings
 from sf_lakehouse.defs.checks import (
     dimension_matches_rule,
-    effective_to_after_effective_from,
-    every_raw_user_in_dimension,
-    intervals_contiguous,
-    one_current_row_per_user,
-    raw_ids_are_user_ids,
+    every_raw_record_in_dimension,
+    raw_ids_have_prefix,
     raw_row_count_never_drops,
     raw_tracked_fields_exist,
     raw_versions_unique,
 )
 from sf_lakehouse_tests.tables import DIMENSION_SCHEMA, RAW_SCHEMA
+
+USER = resolve_settings("local").object("User")
 
 U1, U2, U3 = "005000000000001AAA", "005000000000002AAA", "005000000000003AAA"
 T = [dt.datetime(2026, 3, 1, 8) + dt.timedelta(hours=h) for h in range(5)]
@@ -83,14 +83,11 @@ GOOD_DIM = dim_table(
 def test_good_data_passes_every_check() -> None:
     outcomes = [
         raw_versions_unique(GOOD_RAW),
-        raw_ids_are_user_ids(GOOD_RAW),
+        raw_ids_have_prefix(GOOD_RAW, "User", "005"),
         raw_tracked_fields_exist(GOOD_RAW.schema, ["Division", "Audit_Phase__c"]),
         raw_row_count_never_drops([1, 2, 3]),
-        one_current_row_per_user(GOOD_DIM),
-        intervals_contiguous(GOOD_DIM),
-        effective_to_after_effective_from(GOOD_DIM),
-        every_raw_user_in_dimension(GOOD_RAW, GOOD_DIM),
-        dimension_matches_rule(GOOD_RAW, GOOD_DIM),
+        every_raw_record_in_dimension(GOOD_RAW, GOOD_DIM, "user_id"),
+        dimension_matches_rule(GOOD_RAW, GOOD_DIM, USER),
     ]
     assert [o.summary for o in outcomes if not o.passed] == []
 
@@ -109,7 +106,7 @@ def test_ids_that_are_not_18_character_user_ids_fail() -> None:
     bad = raw_table(
         [(U1, T[0], None, None), (account_id, T[0], None, None), (short_id, T[0], None, None)]
     )
-    outcome = raw_ids_are_user_ids(bad)
+    outcome = raw_ids_have_prefix(bad, "User", "005")
     assert not outcome.passed and outcome.metadata["invalid_ids"] == 2
     assert set(outcome.metadata["example_ids"].value) == {account_id, short_id}
 
@@ -128,43 +125,10 @@ def test_a_dropping_row_count_fails() -> None:
     assert (outcome.metadata["highest_rows"], outcome.metadata["current_rows"]) == (25, 20)
 
 
-def test_two_current_rows_and_none_fail() -> None:
-    bad = dim_table(
-        [
-            ("a", U1, "EMEA", T[0], None, True),
-            ("b", U1, "APAC", T[1], None, True),
-            ("c", U2, None, T[0], T[1], False),
-        ]
-    )
-    outcome = one_current_row_per_user(bad)
-    assert not outcome.passed and outcome.metadata["users_failing"] == 2
-    assert outcome.metadata["example_user_ids"].value == [U1, U2]
-
-
-def test_overlaps_and_gaps_fail_and_are_counted() -> None:
-    bad = dim_table(
-        [
-            ("a", U1, "EMEA", T[0], T[2], False),  # overlaps the next one
-            ("b", U1, "APAC", T[1], None, True),
-            ("c", U2, "EMEA", T[0], T[1], False),  # gap until T[3]
-            ("d", U2, "APAC", T[3], None, True),
-        ]
-    )
-    outcome = intervals_contiguous(bad)
-    assert not outcome.passed
-    assert (outcome.metadata["overlaps"], outcome.metadata["gaps"]) == (1, 1)
-
-
-def test_rows_ending_before_they_start_fail() -> None:
-    bad = dim_table([("a", U1, "EMEA", T[2], T[1], False), ("b", U1, "EMEA", T[1], None, True)])
-    outcome = effective_to_after_effective_from(bad)
-    assert not outcome.passed and outcome.metadata["example_user_ids"].value == [U1]
-
-
 def test_a_raw_user_missing_from_the_dimension_fails() -> None:
     raw = raw_table([(U1, T[0], "EMEA", None), (U3, T[0], "EMEA", None)])
-    outcome = every_raw_user_in_dimension(raw, GOOD_DIM)
-    assert not outcome.passed and outcome.metadata["example_user_ids"].value == [U3]
+    outcome = every_raw_record_in_dimension(raw, GOOD_DIM, "user_id")
+    assert not outcome.passed and outcome.metadata["example_ids"].value == [U3]
 
 
 def test_a_dimension_that_differs_from_the_rule_fails() -> None:
@@ -174,8 +138,39 @@ def test_a_dimension_that_differs_from_the_rule_fails() -> None:
             ("c", U2, "LATAM", T[0], None, True),  # wrong value
         ]
     )
-    outcome = dimension_matches_rule(GOOD_RAW, wrong)
+    outcome = dimension_matches_rule(GOOD_RAW, wrong, USER)
     assert not outcome.passed
     assert outcome.metadata["versions_missing"] == 1
     assert outcome.metadata["versions_different"] == 2  # U1's row is now current; U2's division
-    assert outcome.metadata["example_user_ids"].value == [U1, U2]
+    assert outcome.metadata["example_ids"].value == [U1, U2]
+
+
+def test_the_rule_check_sees_a_missing_deletion_version() -> None:
+    """Rule 7 in the production check: a deletion starts a version with is_deleted true."""
+    account = resolve_settings("local").object("Account")
+    a1 = "001000000000001AAA"
+    base = {"name": "Acme", "industry": None, "billingcountry": None, "ownerid": U1}
+    raw = pa.Table.from_pylist(
+        [
+            {"id": a1, "type": "Customer", "isdeleted": False, "systemmodstamp": T[0], **base},
+            {"id": a1, "type": "Customer", "isdeleted": True, "systemmodstamp": T[1], **base},
+        ]
+    ).append_column("_extracted_at", pa.array([T[4], T[4]]))
+    dim_row = {
+        "scd_id": "x",
+        "account_id": a1,
+        "name": "Acme",
+        "industry": None,
+        "billing_country": None,
+        "type": "Customer",
+        "owner_id": U1,
+        "is_deleted": False,
+        "effective_from": T[0],
+        "effective_to": None,
+        "is_current": True,
+    }
+    outcome = dimension_matches_rule(raw, pa.Table.from_pylist([dim_row]), account)
+    assert not outcome.passed and outcome.metadata["versions_missing"] == 1
+    deleted = {**dim_row, "scd_id": "y", "is_deleted": True, "effective_from": T[1]}
+    closed = {**dim_row, "effective_to": T[1], "is_current": False}
+    assert dimension_matches_rule(raw, pa.Table.from_pylist([closed, deleted]), account).passed

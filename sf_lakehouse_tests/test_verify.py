@@ -37,33 +37,36 @@ def built_lakehouse(settings: Settings, connected) -> Settings:
 def test_verify_passes_on_a_healthy_local_lakehouse(built_lakehouse: Settings, capsys) -> None:
     assert verify(built_lakehouse) == 0
     out = capsys.readouterr().out
-    for name in (
-        "salesforce_connection",
-        "raw_table_has_rows",
-        "dimension_has_rows",
-        "scd_one_current_row_per_user",
-        "scd_no_overlapping_intervals",
-        "raw_summary",
-        "scd_summary",
-    ):
-        assert f"PASS  {name}" in out
-    assert "distinct_users=25" in out and "current_rows=25" in out
-    assert "All 7 checks passed." in out
+    assert "PASS  salesforce_connection" in out
+    for spec in built_lakehouse.objects:
+        for check in (
+            "raw_table_exists",
+            "dimension_exists",
+            "scd_one_current_row",
+            "scd_no_overlapping_intervals",
+            "summary",
+        ):
+            assert f"PASS  {spec.name}_{check}" in out
+    assert "object=User, raw_versions=" in out and "records=25, " in out
+    checks = 1 + 5 * len(built_lakehouse.objects)
+    assert f"All {checks} checks passed." in out
 
 
 def test_verify_fails_and_names_the_broken_check(built_lakehouse: Settings, capsys) -> None:
     settings = built_lakehouse
     catalog = open_catalog(settings.catalog_properties())
-    table = catalog.load_table(settings.dimension_identifier)
+    table = catalog.load_table(
+        settings.table_identifier(settings.object("User").dimension_asset_key)
+    )
     rows = table.scan().to_arrow()
     # A second current row for one user.
     scd_id = pa.array(["a-second-current-row"], rows.schema.field("scd_id").type)
     replace_rows(table, pa.concat_tables([rows, rows.slice(0, 1).set_column(0, "scd_id", scd_id)]))
     assert verify(settings) == 1
     out = capsys.readouterr().out
-    assert "FAIL  scd_one_current_row_per_user" in out
-    assert "PASS  raw_table_has_rows" in out
-    assert "checks FAILED: scd_one_current_row_per_user" in out
+    assert "FAIL  user_scd_one_current_row: 1 User records without exactly one" in out
+    assert "PASS  user_raw_table_exists" in out and "PASS  account_scd_one_current_row" in out
+    assert "checks FAILED: user_scd_one_current_row" in out
 
 
 def test_verify_without_salesforce_reports_the_connection_and_goes_on(
@@ -73,7 +76,7 @@ def test_verify_without_salesforce_reports_the_connection_and_goes_on(
     assert verify(built_lakehouse) == 1
     out = capsys.readouterr().out
     assert "FAIL  salesforce_connection" in out and "check the credentials" in out
-    assert "PASS  scd_summary" in out
+    assert "PASS  user_summary" in out
 
 
 def athena_result(columns: list[str], values: list[str]) -> dict:
@@ -90,7 +93,7 @@ def test_verify_on_aws_sends_each_query_to_the_workgroup(
     emulator = emulator_factory(generate_org(users=5, seed=1, start=START, days=1), now=START)
     env = emulator.env_vars()
     boto3.client("secretsmanager", region_name=aws.region).create_secret(
-        Name=settings.salesforce.secret_id,
+        Name=settings.auth.secret_id,
         SecretString=json.dumps(
             {
                 "username": env["SF_USERNAME"],
@@ -110,21 +113,25 @@ def test_verify_on_aws_sends_each_query_to_the_workgroup(
         Name=aws.athena_workgroup,
         Configuration={"ResultConfiguration": {"OutputLocation": aws.athena_results_location}},
     )
-    # What Athena would answer, in the order verify asks.
-    results = [
-        athena_result(["row_count"], ["742"]),
-        athena_result(["row_count"], ["642"]),
-        athena_result(["users_failing"], ["0"]),
-        athena_result(["rows_failing"], ["0"]),
-        athena_result(
-            ["raw_total_records", "distinct_users", "latest_extraction", "distinct_divisions"],
-            ["742", "300", "2026-11-25 10:00:00.000", "4"],
-        ),
-        athena_result(
-            ["scd_total_rows", "current_rows", "historical_rows", "users"],
-            ["642", "300", "342", "300"],
-        ),
+    # What Athena would answer, in the order verify asks (five queries per object).
+    summary_columns = [
+        "object",
+        "raw_versions",
+        "records",
+        "scd_rows",
+        "current_rows",
+        "historical_rows",
+        "deleted_now",
     ]
+    results = []
+    for spec in settings.objects:
+        results += [
+            athena_result(["row_count"], ["742"]),
+            athena_result(["row_count"], ["642"]),
+            athena_result(["records_failing"], ["0"]),
+            athena_result(["rows_failing"], ["0"]),
+            athena_result(summary_columns, [spec.api_name, "742", "300", "642", "300", "342", "0"]),
+        ]
     queued = requests.post(
         f"{aws_endpoint}/moto-api/static/athena/query-results",
         json={"results": results, "region": aws.region},
@@ -135,12 +142,13 @@ def test_verify_on_aws_sends_each_query_to_the_workgroup(
     assert verify(settings, AthenaEngine(settings, timeout_seconds=30)) == 0
     out = capsys.readouterr().out
     assert "Verifying development (Athena)" in out
-    assert "PASS  scd_summary: scd_total_rows=642, current_rows=300" in out
+    assert "PASS  user_summary: object=User, raw_versions=742, records=300, scd_rows=642" in out
     executions = athena.list_query_executions(WorkGroup=aws.athena_workgroup)["QueryExecutionIds"]
     queries = [
         athena.get_query_execution(QueryExecutionId=q)["QueryExecution"]["Query"]
         for q in executions
     ]
-    assert len(queries) == 6
-    assert any('"sf_curated_development"."dim_sf_user_scd"' in q for q in queries)
-    assert any('"sf_raw_development"."sf_user"' in q for q in queries)
+    assert len(queries) == 5 * len(settings.objects)
+    for spec in settings.objects:
+        assert any(f'"sf_curated_development"."{spec.dimension_model}"' in q for q in queries)
+        assert any(f'"sf_raw_development"."sf_{spec.name}"' in q for q in queries)

@@ -1,56 +1,32 @@
-"""Sensors, jobs and schedules, evaluated for real: the change sensor against the running
-emulator with build_sensor_context, the failure and freshness sensors against real runs."""
+"""Sensors evaluated for real: the change sensor against the running emulator with
+build_sensor_context, the failure and freshness sensors against real runs; and the pipeline
+job's checks and change metadata."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
-import sf_lakehouse.defs.automation as automation
-from sf_lakehouse.defs.raw import build_raw_user_asset
-from sf_lakehouse.defs.automation import (
+import sf_lakehouse.defs.sensors as sensors
+from sf_lakehouse.config import FreshnessWindow, Settings
+from sf_lakehouse.definitions import build_definitions
+from sf_lakehouse.defs.jobs import PIPELINE_JOB_NAME
+from sf_lakehouse.defs.raw import build_raw_asset
+from sf_lakehouse.defs.resources import build_resources
+from sf_lakehouse.defs.sensors import (
     CHANGE_SENSOR_NAME,
     FAILURE_SENSOR_NAME,
     FRESHNESS_SENSOR_NAME,
-    MAINTENANCE_JOB_NAME,
-    PIPELINE_JOB_NAME,
-    build_automation,
     freshness_status,
 )
-from sf_lakehouse.definitions import build_definitions
 from sf_lakehouse.lakehouse.tables import open_catalog
-from sf_lakehouse.defs.resources import build_resources
-from sf_lakehouse.config import FreshnessWindow, Settings, resolve_settings
-
-BASE = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
-
-
-def user(user_id: str, minutes: float, division: str) -> dict:
-    stamp = BASE + dt.timedelta(minutes=minutes)
-    text = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
-    return {
-        "Id": user_id,
-        "Username": f"{user_id}@acme.example",
-        "Name": "Chloé O'Neil",
-        "FirstName": "Chloé",
-        "LastName": "O'Neil",
-        "Email": f"{user_id}@acme.example",
-        "IsActive": True,
-        "Division": division,
-        "Audit_Phase__c": "Planning",
-        "Title": "Auditor",
-        "Department": "Audit",
-        "CreatedDate": text,
-        "LastModifiedDate": text,
-        "SystemModstamp": text,
-    }
-
+from sf_lakehouse_tests.histories import BASE, account, user
 
 A, B = "005000000000000AAA", "005000000000000BBB"
+ACME = "001000000000000ACM"
 HISTORY = [user(A, 0, "EMEA"), user(B, 1, "APAC"), user(A, 60, "LATAM"), user(B, 120, "EMEA")]
 
 
@@ -68,9 +44,11 @@ def evaluate(
         return sensor.evaluate_tick(context)
 
 
-def extract(settings: Settings, instance: dg.DagsterInstance) -> None:
+def extract(settings: Settings, instance: dg.DagsterInstance, api_name: str = "User") -> None:
     result = dg.materialize(
-        [build_raw_user_asset(settings)], resources=build_resources(settings), instance=instance
+        [build_raw_asset(settings, settings.object(api_name))],
+        resources=build_resources(settings),
+        instance=instance,
     )
     assert result.success
 
@@ -81,32 +59,57 @@ def test_change_sensor_requests_one_run_per_set_of_changes(settings: Settings, c
     instance = dg.DagsterInstance.ephemeral()
 
     first = evaluate(definitions, CHANGE_SENSOR_NAME, instance)
-    [request] = first.run_requests
-    assert definitions.resolve_sensor_def(CHANGE_SENSOR_NAME).job_name == PIPELINE_JOB_NAME
+    [request] = first.run_requests  # only User has records: only its job starts
+    assert request.job_name == settings.object("User").job_name
     assert request.tags["sf_lakehouse/changed_records"] == "2"
-    assert request.run_key == first.cursor
+    assert request.tags["sf_lakehouse/object"] == "User"
 
     # Same changes, the run has not landed yet: no second run.
     again = evaluate(definitions, CHANGE_SENSOR_NAME, instance, cursor=first.cursor)
     assert not again.run_requests
-    assert "already have a run" in again.skip_message
+    assert "User: 2 changes already have a run" in again.skip_message
+    assert "Account: no change" in again.skip_message
 
     extract(settings, instance)
     quiet = evaluate(definitions, CHANGE_SENSOR_NAME, instance, cursor=first.cursor)
     assert not quiet.run_requests
-    assert quiet.skip_message.startswith("no User changed since 2026-03-01T08:01:00")
+    assert "User: no change" in quiet.skip_message
 
     emulator.set_clock(BASE + dt.timedelta(minutes=90))  # A changed at 09:00
     changed = evaluate(definitions, CHANGE_SENSOR_NAME, instance, cursor=quiet.cursor)
     [request] = changed.run_requests
     assert request.tags["sf_lakehouse/changed_records"] == "1"
-    assert request.run_key != first.cursor and "09:00:00" in request.run_key
+    assert request.run_key != first.run_requests[0].run_key and "09:00:00" in request.run_key
 
     extract(settings, instance)
     emulator.set_clock(BASE + dt.timedelta(minutes=110))  # nothing new is visible yet
     assert not evaluate(
         definitions, CHANGE_SENSOR_NAME, instance, cursor=changed.cursor
     ).run_requests
+
+
+def test_change_sensor_starts_only_the_objects_that_changed_and_counts_deletions(
+    settings: Settings, connected
+) -> None:
+    history = [
+        *HISTORY,
+        account(ACME, 2, "Customer", A),
+        account(ACME, 200, "Customer", A, deleted=True),
+    ]
+    emulator = connected(history, BASE + dt.timedelta(minutes=150))
+    definitions = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    extract(settings, instance, "User")
+    extract(settings, instance, "Account")
+    quiet = evaluate(definitions, CHANGE_SENSOR_NAME, instance)
+    assert not quiet.run_requests
+
+    emulator.set_clock(BASE + dt.timedelta(minutes=210))  # the account is deleted at 11:20
+    [request] = evaluate(
+        definitions, CHANGE_SENSOR_NAME, instance, cursor=quiet.cursor
+    ).run_requests
+    assert request.job_name == settings.object("Account").job_name
+    assert request.tags["sf_lakehouse/changed_records"] == "1"  # queryAll counts the deletion
 
 
 def test_freshness_sensor_records_each_stale_state_once(
@@ -120,11 +123,11 @@ def test_freshness_sensor_records_each_stale_state_once(
 
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["sf_raw", "sf_user"]))
     now = dt.datetime.now(dt.UTC)
-    monkeypatch.setattr(automation, "utcnow", lambda: now + dt.timedelta(hours=3))
+    monkeypatch.setattr(sensors, "utcnow", lambda: now + dt.timedelta(hours=3))
     warned = evaluate(definitions, FRESHNESS_SENSOR_NAME, instance)
     assert "sf_raw/sf_user: warn" in warned.skip_message
     repeat = evaluate(definitions, FRESHNESS_SENSOR_NAME, instance, cursor=warned.cursor)
-    monkeypatch.setattr(automation, "utcnow", lambda: now + dt.timedelta(hours=7))
+    monkeypatch.setattr(sensors, "utcnow", lambda: now + dt.timedelta(hours=7))
     failed = evaluate(definitions, FRESHNESS_SENSOR_NAME, instance, cursor=repeat.cursor)
     assert "sf_raw/sf_user: fail" in failed.skip_message
 
@@ -167,8 +170,9 @@ def test_failure_sensor_records_the_run_link_and_error(settings: Settings) -> No
     assert record["run_id"] == result.run_id
     assert record["link"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
     assert record["job"] == PIPELINE_JOB_NAME
-    [step] = record["failed_steps"]
-    assert step["step"] == "sf_raw__sf_user" and "no Salesforce credentials" in step["error"]
+    steps = {step["step"]: step["error"] for step in record["failed_steps"]}
+    assert set(steps) == {"sf_raw__sf_user", "sf_raw__sf_account", "sf_raw__sf_opportunity"}
+    assert "no Salesforce credentials" in steps["sf_raw__sf_user"]
     readable = (settings.alerts_dir / "alerts.log").read_text()
     assert f"RUN FAILED {PIPELINE_JOB_NAME}" in readable and result.run_id in readable
 
@@ -177,7 +181,7 @@ def test_a_run_on_bad_raw_data_stops_at_the_blocking_check(settings: Settings, c
     account_id = "001000000000000AAA"  # an Account id where a User id belongs
     connected([*HISTORY, user(account_id, 5, "EMEA")], BASE + dt.timedelta(hours=3))
     definitions = build_definitions(settings)
-    result = definitions.resolve_job_def(PIPELINE_JOB_NAME).execute_in_process(
+    result = definitions.resolve_job_def(settings.object("User").job_name).execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
     )
     assert not result.success
@@ -193,27 +197,6 @@ def test_a_run_on_bad_raw_data_stops_at_the_blocking_check(settings: Settings, c
     assert settings.curated_database not in {ns[0] for ns in catalog.list_namespaces()}
 
 
-def test_jobs_schedules_and_sensors_per_environment(tmp_path: Path) -> None:
-    local = build_automation(resolve_settings("local", home=tmp_path))
-    prod = build_automation(resolve_settings("prod", home=tmp_path))
-    shape = {
-        s.name: (s.job_name, s.cron_schedule, s.execution_timezone) for s in local["schedules"]
-    }
-    assert shape == {
-        f"{PIPELINE_JOB_NAME}_schedule": (PIPELINE_JOB_NAME, "0 */6 * * *", "UTC"),
-        f"{MAINTENANCE_JOB_NAME}_schedule": (MAINTENANCE_JOB_NAME, "30 3 * * *", "UTC"),
-    }
-    assert {s.name: (s.cron_schedule, s.execution_timezone) for s in prod["schedules"]}[
-        f"{PIPELINE_JOB_NAME}_schedule"
-    ] == ("15 * * * *", "Europe/Dublin")
-    sensors = {s.name: s.default_status for s in local["sensors"]}
-    assert sensors == {
-        CHANGE_SENSOR_NAME: dg.DefaultSensorStatus.STOPPED,
-        FRESHNESS_SENSOR_NAME: dg.DefaultSensorStatus.RUNNING,
-        FAILURE_SENSOR_NAME: dg.DefaultSensorStatus.RUNNING,
-    }
-
-
 def test_pipeline_job_runs_checks_and_reports_dimension_changes(settings: Settings, connected):
     emulator = connected(HISTORY, BASE + dt.timedelta(minutes=30))
     definitions = build_definitions(settings)
@@ -225,23 +208,26 @@ def test_pipeline_job_runs_checks_and_reports_dimension_changes(settings: Settin
     for result in (first, second):
         failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
         assert failed == []
-    assert {e.check_name for e in second.get_asset_check_evaluations()} >= {
+    user_checks = {
+        e.check_name
+        for e in second.get_asset_check_evaluations()
+        if e.asset_key.path[-1] in ("sf_user", "dim_sf_user_scd")
+    }
+    assert user_checks >= {
         "raw_versions_are_unique",
         "raw_ids_are_18_character_user_ids",
         "raw_tracked_fields_exist",
         "raw_row_count_never_drops",
-        "exactly_one_current_row_per_user",
-        "intervals_without_overlaps_or_gaps",
-        "effective_to_after_effective_from",
         "every_raw_user_in_dimension",
         "dimension_matches_the_scd2_rule",
         "unique_dim_sf_user_scd_scd_id",
     }
+    assert any(name.startswith("exactly_one_current_row_dim_sf_user_scd") for name in user_checks)
     metadata = materialization_metadata(second, ["sf_curated", "dim_sf_user_scd"])
     # A and B each changed division once more: two versions opened, two closed.
     assert (metadata["versions_opened"], metadata["versions_closed"]) == (2, 2)
     assert metadata["current_rows"] == 2 and metadata["historical_rows"] == 2
-    assert "| user_id | name | division |" in metadata["latest_changes"]
+    assert "| user_id | division | audit_phase | effective_from |" in metadata["latest_changes"]
     raw_meta = materialization_metadata(second, ["sf_raw", "sf_user"])
     columns = {c.name: c.type for c in raw_meta["dagster/column_schema"].columns}
     assert columns["systemmodstamp"] == "timestamp" and columns["division"] == "string"
