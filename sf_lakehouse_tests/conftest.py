@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sf_lakehouse.defs.dbt import dbt_command
 from sf_lakehouse.config import Settings, resolve_settings
+from sf_lakehouse.defs.dbt import dbt_command
 from sf_lakehouse_tests.moto_server import aws_endpoint  # noqa: F401 - a fixture
 
 SF_VARS = (

@@ -16,8 +16,8 @@ from typing import Any
 
 import requests
 
-from sf_lakehouse.pipeline import INSTANCE_YAML
 from sf_lakehouse.config import REPO_ROOT
+from sf_lakehouse.pipeline import INSTANCE_YAML
 
 
 @dataclass

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,9 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from sf_lakehouse.config import REPO_ROOT, Settings, resolve_settings
+from sf_lakehouse.config.objects import load_object_specs
 from sf_lakehouse.lakehouse.tables import open_catalog
-from sf_lakehouse.scd2_rule import comparable, expected_dimension
-from sf_lakehouse.config import resolve_settings
+from sf_lakehouse_tests.histories import sf_datetime
+from sf_lakehouse_tests.scd2_reference import reference_dimension
 
 CLI = [sys.executable, "-m", "sf_lakehouse.cli"]
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
@@ -38,7 +41,66 @@ def user_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_replay_of_several_hundred_users_over_six_runs_equals_the_rule(
+def table(settings: Settings, key: tuple[str, str]) -> list[dict]:
+    catalog = open_catalog(settings.catalog_properties())
+    return catalog.load_table(settings.table_identifier(key)).scan().to_arrow().to_pylist()
+
+
+def dimension_without_ids(settings: Settings, spec) -> list[dict]:
+    columns = [c for c in spec.dimension_columns if c != "scd_id"]
+    rows = [{c: r[c] for c in columns} for r in table(settings, spec.dimension_asset_key)]
+    return sorted(rows, key=lambda r: (r[spec.key_column], r["effective_from"]))
+
+
+class Emulator:
+    """`sf-lakehouse emulator` as a real process, with its control endpoint."""
+
+    def __init__(self, history_file: Path, workdir: Path, env: dict[str, str], now: dt.datetime):
+        self.env_file = workdir / "emulator.env"
+        self.process = subprocess.Popen(
+            [
+                *CLI,
+                "emulator",
+                "--history",
+                str(history_file),
+                "--now",
+                now.isoformat(),
+                "--env-file",
+                str(self.env_file),
+                "--workdir",
+                str(workdir / "emulator"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            cwd=env.get("PWD"),
+        )
+        deadline = time.monotonic() + 60
+        while not self.env_file.exists():
+            assert self.process.poll() is None, self.process.stderr.read()
+            assert time.monotonic() < deadline, "emulator did not write its env file"
+            time.sleep(0.2)
+        self.values = dict(line.split("=", 1) for line in self.env_file.read_text().splitlines())
+        self.control = requests.Session()
+        self.control.trust_env = False
+        self.control.verify = self.values["SF_CA_BUNDLE"]
+
+    def set_clock(self, clock: dt.datetime) -> None:
+        moved = self.control.put(
+            f"{self.values['SF_LOGIN_URL']}/_emulator/clock",
+            json={"now": clock.isoformat()},
+            timeout=30,
+        )
+        assert moved.status_code == 200
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
+def test_replay_of_a_multi_object_org_over_six_runs_equals_the_rules(
     tmp_path: Path, user_env: dict[str, str]
 ) -> None:
     history_file = tmp_path / "org.jsonl"
@@ -53,69 +115,36 @@ def test_replay_of_several_hundred_users_over_six_runs_equals_the_rule(
         env=user_env,
     )
     assert generated.returncode == 0, generated.stderr
-    env_file = tmp_path / "emulator.env"
-    emulator = subprocess.Popen(
-        [
-            *CLI,
-            "emulator",
-            "--history",
-            str(history_file),
-            "--now",
-            START.isoformat(),
-            "--env-file",
-            str(env_file),
-            "--workdir",
-            str(tmp_path / "emulator"),
-        ],
-        env=user_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    emulator = Emulator(history_file, tmp_path, user_env, START)
     try:
-        deadline = time.monotonic() + 60
-        while not env_file.exists():
-            assert emulator.poll() is None, emulator.stderr.read()
-            assert time.monotonic() < deadline, "emulator did not write its env file"
-            time.sleep(0.2)
-        settings_env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
-        control = requests.Session()
-        control.trust_env = False
-        control.verify = settings_env["SF_CA_BUNDLE"]
         for day in range(6):
-            clock = START + dt.timedelta(days=day, hours=10)
-            moved = control.put(
-                f"{settings_env['SF_LOGIN_URL']}/_emulator/clock",
-                json={"now": clock.isoformat()},
-                timeout=30,
-            )
-            assert moved.status_code == 200
-            run = cli("run", "--env-file", str(env_file), "--quiet", env=user_env)
+            emulator.set_clock(START + dt.timedelta(days=day, hours=10))
+            run = cli("run", "--env-file", str(emulator.env_file), "--quiet", env=user_env)
             assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-            assert "succeeded (local)" in run.stdout
+            assert "succeeded (local, salesforce_pipeline)" in run.stdout
     finally:
-        os.killpg(emulator.pid, signal.SIGTERM)
-        emulator.wait(timeout=30)
+        emulator.stop()
 
     settings = resolve_settings("local", home=tmp_path / "lakehouse")
-    catalog = open_catalog(settings.catalog_properties())
-    raw = catalog.load_table(settings.raw_table_identifier).scan().to_arrow().to_pylist()
-    dimension = catalog.load_table(settings.dimension_identifier).scan().to_arrow().to_pylist()
+    for spec in settings.objects:
+        raw = table(settings, spec.raw_asset_key)
+        assert dimension_without_ids(settings, spec) == reference_dimension(raw, spec)
+    user = settings.object("User")
+    dimension = table(settings, user.dimension_asset_key)
+    raw = table(settings, user.raw_asset_key)
     assert len({r["user_id"] for r in dimension}) >= 250
-    assert comparable(dimension) == expected_dimension(raw)
     assert len({r["_run_id"] for r in raw}) == 6  # every run added versions
     # The runs are in the Dagster instance under the lakehouse home, for `dagster dev` to show.
     assert (tmp_path / "lakehouse" / "dagster" / "history").exists()
 
     # `query` answers over the same tables, in every format.
-    sql = f"select count(*) as n from {settings.dimension_identifier} where is_current"
+    dim_name = settings.table_identifier(user.dimension_asset_key)
+    sql = f"select count(*) as n from {dim_name} where is_current"
     as_json = cli("query", sql, "--format", "json", env=user_env)
     assert json.loads(as_json.stdout) == [{"n": len({r["user_id"] for r in dimension})}]
     as_csv = cli(
         "query",
-        f"select user_id, division from {settings.dimension_identifier} "
-        "order by user_id, effective_from limit 3",
+        f"select user_id, division from {dim_name} order by user_id, effective_from limit 3",
         "--format",
         "csv",
         env=user_env,
@@ -123,29 +152,51 @@ def test_replay_of_several_hundred_users_over_six_runs_equals_the_rule(
     assert next(csv.reader(io.StringIO(as_csv.stdout))) == ["user_id", "division"]
     broken = cli("query", "select * from sf_raw_local.no_such_table", env=user_env)
     assert broken.returncode == 1 and "no_such_table" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
+
+    # --as-of: each record's version effective at that instant, on every object.
+    instant = START + dt.timedelta(days=2, hours=12)
+    naive = instant.replace(tzinfo=None)
+    for spec in settings.objects:
+        expected = sorted(
+            (r[spec.key_column], r["effective_from"])
+            for r in dimension_without_ids(settings, spec)
+            if r["effective_from"] <= naive
+            and (r["effective_to"] is None or r["effective_to"] > naive)
+        )
+        name = settings.table_identifier(spec.dimension_asset_key)
+        as_of = cli(
+            "query",
+            "--as-of",
+            instant.isoformat(),
+            f"select {spec.key_column} as k, effective_from from {name} order by 1, 2",
+            "--format",
+            "json",
+            env=user_env,
+        )
+        assert as_of.returncode == 0, as_of.stderr
+        got = [
+            (r["k"], dt.datetime.fromisoformat(r["effective_from"]))
+            for r in json.loads(as_of.stdout)
+        ]
+        assert got == expected, spec.api_name
+        assert len({k for k, _ in got}) == len(got)  # one version per record
 
 
 def test_demo_prints_the_summaries(tmp_path: Path, user_env: dict[str, str]) -> None:
     demo = cli("demo", "--users", "80", "--home", str(tmp_path / "home"), env=user_env)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     out = demo.stdout
-    for expected in (
-        "raw_total_records",
-        "latest_extraction",
-        "distinct_divisions",
-        "scd_total_rows",
-        "current_rows",
-        "historical_rows",
-        "History of user",
-        "Run 3:",
-    ):
-        assert expected in out
-    raw_values = out.split("raw_total_records")[1].splitlines()[2].split()
-    distinct_users = int(raw_values[1])
-    scd_values = out.split("scd_total_rows")[1].splitlines()[2].split()
-    total, current, historical, users = map(int, scd_values[:4])
-    assert total == current + historical and historical > 0
-    assert current == users == distinct_users  # one current row per extracted user
+    assert "Run 3:" in out and "History of User" in out
+    header = "object  raw_versions  records  scd_rows  current_rows  historical_rows  deleted_now"
+    lines = out.split(header)[1].splitlines()[2:5]
+    summary = {line.split()[0]: line.split()[1:] for line in lines}
+    assert set(summary) == {"User", "Account", "Opportunity"}
+    for name, values in summary.items():
+        raw_versions, records, total, current, historical = map(int, values[:5])
+        assert total == current + historical and historical > 0, name
+        assert current == records and raw_versions >= total  # one current row per record
+    assert int(summary["Account"][5]) >= 0 and summary["User"][5] == "NULL"
 
 
 def test_run_without_credentials_says_how_to_fix_it(user_env: dict[str, str]) -> None:
@@ -158,3 +209,98 @@ def test_unknown_environment_is_a_clear_error(user_env: dict[str, str]) -> None:
     run = cli("run", env={**user_env, "SF_LAKEHOUSE_ENV": "qa"})
     assert run.returncode == 2
     assert "unknown environment 'qa'" in run.stderr
+
+
+def test_query_before_the_first_run_says_so_and_creates_nothing(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    done = cli("query", "select 1", env=user_env)
+    assert done.returncode == 2
+    assert "run `sf-lakehouse run`" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "lakehouse").exists()
+    empty = cli("query", "  ", env=user_env)
+    assert empty.returncode == 2 and "the SQL is empty" in empty.stderr
+
+
+def _copy_project(target: Path) -> Path:
+    ignore = shutil.ignore_patterns(".venv", ".git", ".lakehouse", "target", "logs", "__pycache__")
+    shutil.copytree(REPO_ROOT, target, ignore=ignore)
+    return target
+
+
+def test_add_object_in_a_copy_of_the_project_then_run_builds_its_dimension(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    """A new user's path: `add-object Contact ...`, then `run` against an org serving Contacts
+    builds dim_sf_contact_scd (with a deletion and an undelete) and nothing else changes."""
+    project = _copy_project(tmp_path / "project")
+    env = {**user_env, "PYTHONPATH": str(project), "PWD": str(project)}
+
+    def in_copy(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*CLI, *args], capture_output=True, text=True, env=env, cwd=project, timeout=300
+        )
+
+    added = in_copy(
+        "add-object", "Contact", "--track", "AccountId", "--track", "Title", "--deletes"
+    )
+    assert added.returncode == 0, added.stderr
+    for path in (
+        "config/objects/contact.yml",
+        "dbt_project/models/staging/stg_sf_contact.sql",
+        "dbt_project/models/marts/dim_sf_contact_scd.sql",
+    ):
+        assert f"wrote {path}" in added.stdout
+        assert (project / path).is_file()
+    assert (project / "dbt_project/target/manifest.json").is_file()
+    again = in_copy("add-object", "Contact", "--track", "Title")
+    assert again.returncode == 2 and "already configured" in again.stderr
+
+    def contact(minutes: int, title: str, account: str, deleted: bool = False) -> dict:
+        stamp = sf_datetime(START + dt.timedelta(minutes=minutes))
+        return {
+            "attributes": {"type": "Contact"},
+            "Id": "003000000000000CCC",
+            "FirstName": "Ada",
+            "LastName": "Lovelace",
+            "Title": title,
+            "AccountId": account,
+            "IsDeleted": deleted,
+            "CreatedDate": stamp,
+            "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+        }
+
+    history = [
+        contact(0, "Auditor", "001000000000000AAA"),
+        contact(60, "Senior Auditor", "001000000000000AAA"),
+        contact(120, "Senior Auditor", "001000000000000AAA", deleted=True),
+        contact(180, "Senior Auditor", "001000000000000BBB"),  # undeleted, and moved
+    ]
+    history_file = tmp_path / "contacts.jsonl"
+    history_file.write_text("\n".join(json.dumps(v) for v in history) + "\n", encoding="utf-8")
+    emulator = Emulator(history_file, tmp_path, env, START + dt.timedelta(minutes=90))
+    try:
+        for clock in (90, 150, 240):
+            emulator.set_clock(START + dt.timedelta(minutes=clock))
+            run = in_copy("run", "--env-file", str(emulator.env_file), "--quiet")
+            assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    finally:
+        emulator.stop()
+    settings = resolve_settings(
+        "local",
+        home=tmp_path / "lakehouse",
+        objects=load_object_specs(project / "config" / "objects"),
+    )
+    spec = settings.object("Contact")
+    rows = dimension_without_ids(settings, spec)
+    assert rows == reference_dimension(table(settings, spec.raw_asset_key), spec)
+    assert [(r["title"], r["account_id"], r["is_deleted"]) for r in rows] == [
+        ("Auditor", "001000000000000AAA", False),
+        ("Senior Auditor", "001000000000000AAA", False),
+        ("Senior Auditor", "001000000000000AAA", True),
+        ("Senior Auditor", "001000000000000BBB", False),
+    ]
+    assert [r["is_current"] for r in rows] == [False, False, False, True]
+    # The repository itself was not touched.
+    assert not (REPO_ROOT / "config" / "objects" / "contact.yml").exists()

@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 
 from sf_lakehouse.extraction import build_extraction_soql, extraction_start, only_new_versions
-from sf_lakehouse.salesforce import FieldSpec
+from sf_lakehouse.salesforce.types import FieldSpec
 
 FIELDS = [FieldSpec("Id", "id"), FieldSpec("SystemModstamp", "datetime")]
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
+from sf_lakehouse.config import Settings
 from sf_lakehouse.lakehouse.tables import (
     RAW_LAYOUT,
     PartitionField,
@@ -16,7 +17,6 @@ from sf_lakehouse.lakehouse.tables import (
     open_catalog,
     replace_rows,
 )
-from sf_lakehouse.config import Settings
 
 STAMP = dt.datetime(2026, 3, 1, 8)
 

@@ -10,11 +10,20 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from sf_lakehouse.defs.automation import MAINTENANCE_JOB_NAME
-from sf_lakehouse.definitions import build_definitions
-from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
-from sf_lakehouse.lakehouse.maintenance import data_file_paths, maintain_table, referenced_files
 from sf_lakehouse.config import MaintenanceSettings, Settings
+from sf_lakehouse.definitions import build_definitions
+from sf_lakehouse.defs.jobs import MAINTENANCE_JOB_NAME
+from sf_lakehouse.lakehouse.maintenance import data_file_paths, maintain_table, referenced_files
+from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
+
+
+def raw_identifier(settings: Settings) -> str:
+    return settings.table_identifier(settings.object("User").raw_asset_key)
+
+
+def files_on_disk(table) -> set[str]:
+    root = Path(table.location().removeprefix("file://"))
+    return {str(p) for p in root.rglob("*") if p.is_file()}
 
 
 def small_appends(settings: Settings, count: int) -> None:
@@ -26,7 +35,7 @@ def small_appends(settings: Settings, count: int) -> None:
             ("_extracted_at", pa.timestamp("us")),
         ]
     )
-    table = ensure_table(catalog, settings.raw_table_identifier, schema, RAW_LAYOUT)
+    table = ensure_table(catalog, raw_identifier(settings), schema, RAW_LAYOUT)
     for n in range(count):
         stamp = dt.datetime(2026, 3, 1) + dt.timedelta(minutes=n)
         append_rows(
@@ -36,13 +45,13 @@ def small_appends(settings: Settings, count: int) -> None:
                 schema=schema,
             ),
         )
-        table = catalog.load_table(settings.raw_table_identifier)
+        table = catalog.load_table(raw_identifier(settings))
 
 
 def test_maintenance_compacts_expires_and_sweeps_without_changing_data(settings: Settings) -> None:
     small_appends(settings, 12)
     catalog = open_catalog(settings.catalog_properties())
-    table = catalog.load_table(settings.raw_table_identifier)
+    table = catalog.load_table(raw_identifier(settings))
     before = table.scan().to_arrow().sort_by("id")
     assert len(data_file_paths(table)) == 12
     orphan = Path(table.location().removeprefix("file://")) / "data" / "stray.parquet"
@@ -57,23 +66,28 @@ def test_maintenance_compacts_expires_and_sweeps_without_changing_data(settings:
         orphan_file_min_age_hours=24,
         compact_when_data_files_exceed=4,
     )
-    report = maintain_table(table, settings.raw_table_identifier, policy, later)
+    on_disk_before = files_on_disk(table)
+    report = maintain_table(table, raw_identifier(settings), policy, later)
 
-    table = catalog.load_table(settings.raw_table_identifier)
+    table = catalog.load_table(raw_identifier(settings))
     assert report.compacted and report.data_files_before == 12 and report.data_files_after == 1
     # 12 appends + the compaction (a delete and an append snapshot) - the 2 kept
     assert report.snapshots_kept == 2 and report.snapshots_expired == 12
     assert table.scan().to_arrow().sort_by("id").equals(before)
     assert not orphan.exists()
-    assert report.orphan_files_deleted >= 1  # the stray file and the compacted-away data files
-    # The files of the remaining snapshots are all still there.
-    for path in referenced_files(table):
-        assert Path(path.removeprefix("file://")).exists(), path
+    # What is left on disk is exactly what the remaining metadata references ...
+    referenced = {p.removeprefix("file://") for p in referenced_files(table)}
+    assert files_on_disk(table) == referenced
+    # ... and every file that was there before and is not referenced any more was swept: the
+    # stray file, the 12 compacted-away data files, the expired manifests and metadata.
+    swept = on_disk_before - referenced
+    assert str(orphan) in swept and len(swept) > 12
+    assert report.orphan_files_deleted == len(swept)
 
 
 def test_maintenance_keeps_young_unreferenced_files(settings: Settings) -> None:
     small_appends(settings, 2)
-    table = open_catalog(settings.catalog_properties()).load_table(settings.raw_table_identifier)
+    table = open_catalog(settings.catalog_properties()).load_table(raw_identifier(settings))
     young = Path(table.location().removeprefix("file://")) / "data" / "in-flight.parquet"
     young.write_bytes(b"a write still in progress")
     policy = MaintenanceSettings(

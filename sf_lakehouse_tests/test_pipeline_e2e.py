@@ -8,13 +8,14 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs.dbt import build_dbt_assets
-from sf_lakehouse.defs.raw import build_raw_user_asset
+from sf_lakehouse.defs.raw import build_raw_asset
+from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse.tables import open_catalog
-from sf_lakehouse.defs.resources import build_resources
-from sf_lakehouse.scd2_rule import comparable, expected_dimension
-from sf_lakehouse.config import Settings
+from sf_lakehouse_tests.histories import record_type, user
+from sf_lakehouse_tests.scd2_reference import reference_dimension
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 SIX_RUNS = [START + dt.timedelta(days=d, hours=6) for d in range(6)]
@@ -24,11 +25,16 @@ def parse_stamp(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("+0000", "+00:00")).replace(tzinfo=None)
 
 
-def latest_visible(history: list[dict], clock: dt.datetime) -> dict[str, dt.datetime]:
-    """Per Id, the SystemModstamp of the version Salesforce shows at `clock`."""
+def latest_visible(
+    history: list[dict], clock: dt.datetime, object_type: str = "User"
+) -> dict[str, dt.datetime]:
+    """Per Id, the SystemModstamp of the version Salesforce shows at `clock` (queryAll: deleted
+    records included)."""
     naive = clock.astimezone(dt.UTC).replace(tzinfo=None)
     seen: dict[str, dt.datetime] = {}
     for record in history:
+        if record_type(record) != object_type:
+            continue
         stamp = parse_stamp(record["SystemModstamp"])
         if stamp <= naive and stamp > seen.get(record["Id"], dt.datetime.min):
             seen[record["Id"]] = stamp
@@ -36,17 +42,28 @@ def latest_visible(history: list[dict], clock: dt.datetime) -> dict[str, dt.date
 
 
 def materialize_once(settings: Settings, instance: dg.DagsterInstance, *, with_dbt: bool = True):
-    assets = [build_raw_user_asset(settings)]
+    assets = [build_raw_asset(settings, spec) for spec in settings.objects]
     if with_dbt:
-        assets.append(build_dbt_assets())
+        assets.append(build_dbt_assets(settings.objects))
     return dg.materialize(
         assets, resources=build_resources(settings), instance=instance, raise_on_error=False
     )
 
 
-def raw_rows(settings: Settings) -> list[dict]:
+def table_rows(settings: Settings, key: tuple[str, str]) -> list[dict]:
     catalog = open_catalog(settings.catalog_properties())
-    return catalog.load_table(settings.raw_table_identifier).scan().to_arrow().to_pylist()
+    return catalog.load_table(settings.table_identifier(key)).scan().to_arrow().to_pylist()
+
+
+def raw_rows(settings: Settings, api_name: str = "User") -> list[dict]:
+    return table_rows(settings, settings.object(api_name).raw_asset_key)
+
+
+def dimension_rows(settings: Settings, spec: ObjectSpec) -> list[dict]:
+    """The dimension without scd_id, in the reference's order."""
+    columns = [c for c in spec.dimension_columns if c != "scd_id"]
+    rows = [{c: r[c] for c in columns} for r in table_rows(settings, spec.dimension_asset_key)]
+    return sorted(rows, key=lambda r: (r[spec.key_column], r["effective_from"]))
 
 
 def raw_metadata(result) -> dict:
@@ -54,61 +71,59 @@ def raw_metadata(result) -> dict:
     return {k: v.value for k, v in materialization.metadata.items()}
 
 
-def test_six_runs_with_the_clock_moving_give_the_rule(settings: Settings, connected) -> None:
+def test_six_runs_of_a_multi_object_org_give_the_rules_for_every_object(
+    settings: Settings, connected
+) -> None:
+    """A replay of User, Account and Opportunity histories (with deletions and undeletes) over
+    six runs; after each run every object's raw table holds each visible version once, and at
+    the end every dimension equals rules 1-7 computed by the test's own implementation."""
     history = generate_org(users=60, seed=11, start=START, days=6)
     emulator = connected(history, SIX_RUNS[0])
     instance = dg.DagsterInstance.ephemeral()
-    observed: set[tuple[str, dt.datetime]] = set()
+    observed: dict[str, set[tuple[str, dt.datetime]]] = {
+        s.api_name: set() for s in settings.objects
+    }
     for clock in SIX_RUNS:
         emulator.set_clock(clock)
         result = materialize_once(settings, instance)
         assert result.success
-        observed |= {(i, s) for i, s in latest_visible(history, clock).items()}
-        rows = raw_rows(settings)
-        keys = [(r["id"], r["systemmodstamp"]) for r in rows]
-        # Every version visible at a run is stored, exactly once.
-        assert set(keys) == observed
-        assert len(keys) == len(set(keys))
+        for spec in settings.objects:
+            observed[spec.api_name] |= set(latest_visible(history, clock, spec.api_name).items())
+            keys = [(r["id"], r["systemmodstamp"]) for r in raw_rows(settings, spec.api_name)]
+            # Every version visible at a run is stored, exactly once.
+            assert set(keys) == observed[spec.api_name], spec.api_name
+            assert len(keys) == len(set(keys))
         metadata = raw_metadata(result)
         assert metadata["rows_extracted"] >= metadata["rows_appended"]
         assert metadata["api_calls"] >= 2  # describe + at least one query page
-    # The dimension read back through the catalog equals the rule over the raw table.
-    catalog = open_catalog(settings.catalog_properties())
-    dimension = catalog.load_table(settings.dimension_identifier).scan().to_arrow().to_pylist()
-    assert comparable(dimension) == expected_dimension(raw_rows(settings))
-    assert {r["user_id"] for r in dimension} == set(latest_visible(history, SIX_RUNS[-1]))
+    for spec in settings.objects:
+        expected = reference_dimension(history_rows(settings, spec), spec)
+        assert dimension_rows(settings, spec) == expected, spec.api_name
+    deleted_now = [
+        r
+        for r in table_rows(settings, settings.object("Account").dimension_asset_key)
+        if r["is_current"] and r["is_deleted"]
+    ]
+    assert deleted_now, "the synthetic org deletes accounts: some must be deleted now"
+    users = {r["user_id"] for r in dimension_rows(settings, settings.object("User"))}
+    assert users == set(latest_visible(history, SIX_RUNS[-1]))
     # Region__c appears in the org after day 3: the raw table gained the column.
     assert "region__c" in raw_rows(settings)[0]
 
 
+def history_rows(settings: Settings, spec: ObjectSpec) -> list[dict]:
+    """The raw table as the reference reads it (the test compares with what was stored)."""
+    return raw_rows(settings, spec.api_name)
+
+
 def test_cursor_boundaries_ties_exact_clock_and_reextraction(settings: Settings, connected) -> None:
-    base = dt.datetime(2026, 3, 1, 8, 0, 0)
-
-    def version(user: str, stamp: dt.datetime, division: str) -> dict:
-        text = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
-        return {
-            "Id": user,
-            "Username": f"{user}@acme.example",
-            "Name": "Zoë D'Angelo",
-            "FirstName": "Zoë",
-            "LastName": "D'Angelo",
-            "Email": f"{user}@acme.example",
-            "IsActive": True,
-            "Division": division,
-            "Audit_Phase__c": "Review",
-            "Title": "Auditor",
-            "Department": "Audit",
-            "CreatedDate": text,
-            "LastModifiedDate": text,
-            "SystemModstamp": text,
-        }
-
+    base = dt.datetime(2026, 3, 1, 8, 0, 0, tzinfo=dt.UTC)
     a, b, c = "005000000000000AAA", "005000000000000BBB", "005000000000000CCC"
     history = [
-        version(a, base + dt.timedelta(milliseconds=100), "EMEA"),
-        version(b, base + dt.timedelta(milliseconds=900), "APAC"),  # same second as a
-        version(c, base + dt.timedelta(seconds=5), "LATAM"),  # exactly on run 2's clock
-        version(c, base + dt.timedelta(seconds=5, milliseconds=1), "EMEA"),
+        user(a, base + dt.timedelta(milliseconds=100), "EMEA"),
+        user(b, base + dt.timedelta(milliseconds=900), "APAC"),  # same second as a
+        user(c, base + dt.timedelta(seconds=5), "LATAM"),  # exactly on run 2's clock
+        user(c, base + dt.timedelta(seconds=5, milliseconds=1), "EMEA"),
     ]
     emulator = connected(history, base + dt.timedelta(milliseconds=500))
     instance = dg.DagsterInstance.ephemeral()
@@ -139,9 +154,13 @@ def test_a_failed_run_changes_nothing_and_the_next_run_catches_up(
     instance = dg.DagsterInstance.ephemeral()
     assert materialize_once(settings, instance).success
     catalog = open_catalog(settings.catalog_properties())
+    user_spec = settings.object("User")
     snapshots = {
         name: catalog.load_table(name).current_snapshot().snapshot_id
-        for name in (settings.raw_table_identifier, settings.dimension_identifier)
+        for name in (
+            settings.table_identifier(user_spec.raw_asset_key),
+            settings.table_identifier(user_spec.dimension_asset_key),
+        )
     }
     emulator.set_clock(SIX_RUNS[1])
     monkeypatch.setenv("SF_PASSWORD", "wrong-password")
@@ -162,7 +181,8 @@ def test_failure_message_names_the_problem_without_the_secret(
     monkeypatch.setenv("SF_PASSWORD", "wrong-password-value")
     result = materialize_once(settings, dg.DagsterInstance.ephemeral(), with_dbt=False)
     assert not result.success
-    [failure] = [e for e in result.all_events if e.is_step_failure]
-    message = failure.step_failure_data.error.to_string()
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert len(failures) == len(settings.objects)  # every object's extraction failed alike
+    message = failures[0].step_failure_data.error.to_string()
     assert "login (password) failed" in message and "check the credentials" in message
     assert "wrong-password-value" not in message

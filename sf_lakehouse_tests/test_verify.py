@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 import requests
 
+from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse.tables import open_catalog, replace_rows
-from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.verify import AthenaEngine, verify
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
