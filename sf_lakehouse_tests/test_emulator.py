@@ -294,7 +294,9 @@ def test_query_all_endpoint(emulator: SalesforceEmulator) -> None:
         ("SELECT Id FORM User", "MALFORMED_QUERY"),
         ("SELECT Id, Foo FROM User", "INVALID_FIELD"),
         ("SELECT Id FROM User WHERE SystemModstamp > '2026-03-01T08:00:00Z'", "INVALID_FIELD"),
-        ("SELECT Id FROM Account", "INVALID_TYPE"),
+        ("SELECT Id FROM Foo", "INVALID_TYPE"),
+        ("SELECT Id FROM Invoice__c", "INVALID_TYPE"),
+        ("SELECT Id, Foo FROM Account", "INVALID_FIELD"),
     ],
 )
 def test_query_errors_surface_as_malformed_request(
@@ -433,7 +435,7 @@ def test_custom_field_appears_when_its_first_version_is_visible(
 def test_describe_unknown_object_is_not_found(emulator: SalesforceEmulator) -> None:
     sf = password_client(emulator)
     with pytest.raises(SalesforceResourceNotFound) as info:
-        sf.Account.describe()
+        sf.Foo.describe()
     assert info.value.content == [
         {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
     ]
