@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sf_lakehouse.emulator import HistoryError, generate_org, load_history, write_history
-from sf_lakehouse.emulator.history import format_sf_datetime, parse_sf_datetime
+from sf_lakehouse.emulator.history import format_sf_datetime, object_of, parse_sf_datetime
 from sf_lakehouse.emulator.synthetic import trait_summary
 
 START = datetime(2026, 3, 1, 8, tzinfo=UTC)
@@ -38,7 +38,10 @@ def test_every_trait_is_present(users: int, seed: int) -> None:
 
 def test_versions_per_user_on_average() -> None:
     summary = trait_summary(generate_org())
-    assert 3 <= summary["versions"] / summary["users"] <= 5
+    assert 3 <= summary["user_versions"] / summary["users"] <= 5
+    assert summary["versions"] == sum(
+        summary[k] for k in ("user_versions", "account_versions", "opportunity_versions")
+    )
 
 
 def test_history_validates_and_round_trips(tmp_path: Path) -> None:
@@ -62,8 +65,9 @@ def test_systemmodstamp_strictly_increasing_per_id_and_in_window() -> None:
 
 
 def test_record_shape() -> None:
-    records = generate_org(users=50, seed=5)
+    records = [r for r in generate_org(users=50, seed=5) if object_of(r) == "User"]
     for record in records:
+        assert "attributes" not in record and "IsDeleted" not in record
         assert len(record["Id"]) == 18 and record["Id"].startswith("005")
         assert record["Username"] == record["Email"]
         assert record["Email"].endswith("@acme-corp.example") and record["Email"].isascii()
@@ -79,6 +83,8 @@ def test_record_shape() -> None:
 
 def test_region_field_appears_only_after_day_three() -> None:
     for record in generate_org(users=100, seed=2):
+        if object_of(record) != "User":
+            continue
         has_region = "Region__c" in record
         after = parse_sf_datetime(record["SystemModstamp"]) >= START + timedelta(days=3)
         assert has_region == after
