@@ -168,9 +168,9 @@ def check_history(items: Iterable[tuple[Version, int]], name: Callable[[int], st
             other, other_position = previous
             if other.object_name != version.object_name:
                 raise HistoryError(
-                    f"{name(position)}: Id {version.id} is a {version.object_name} here but a "
-                    f"{other.object_name} at {name(other_position)}. An Id belongs to one "
-                    "object: fix attributes.type or the Id."
+                    f"{name(position)}: Id {version.id} belongs to {version.object_name} here "
+                    f"but to {other.object_name} at {name(other_position)}. An Id names one "
+                    "record of one object: fix attributes.type or the Id."
                 )
             if other.stamp == version.stamp:
                 raise HistoryError(
