@@ -35,14 +35,15 @@ from sf_lakehouse.emulator import (
     load_history,
     write_history,
 )
-from sf_lakehouse.emulator.history import format_sf_datetime, parse_sf_datetime
+from sf_lakehouse.emulator.history import format_sf_datetime, object_of, parse_sf_datetime
 from sf_lakehouse.emulator.testing import redirecting_session
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 1, 8, tzinfo=UTC)
 AFTER_ALL = START + timedelta(days=7)
 HISTORY = generate_org(users=500, seed=7)
-USERS = len({r["Id"] for r in HISTORY})
+USER_HISTORY = [r for r in HISTORY if object_of(r) == "User"]
+USERS = len({r["Id"] for r in USER_HISTORY})
 CUSTOM_DOMAIN = "sf-lakehouse-emulator.my"
 
 
@@ -87,9 +88,9 @@ def oauth_token(emulator: SalesforceEmulator) -> str:
 
 
 def latest_versions(at: datetime) -> dict[str, dict[str, Any]]:
-    """The oracle: per Id, the latest version with SystemModstamp <= at."""
+    """The oracle: per User Id, the latest version with SystemModstamp <= at."""
     latest: dict[str, dict[str, Any]] = {}
-    for record in HISTORY:
+    for record in USER_HISTORY:
         if parse_sf_datetime(record["SystemModstamp"]) <= at:
             latest[record["Id"]] = record
     return latest
@@ -226,7 +227,7 @@ def test_session_id_and_instance_url_directly(emulator: SalesforceEmulator) -> N
 
 def test_query_records_shape(emulator: SalesforceEmulator) -> None:
     sf = password_client(emulator)
-    user_id = HISTORY[0]["Id"]
+    user_id = USER_HISTORY[0]["Id"]
     result = sf.query(
         f"SELECT Name, Id, IsActive, SystemModstamp, Division FROM User WHERE Id = '{user_id}'"
     )
@@ -294,7 +295,9 @@ def test_query_all_endpoint(emulator: SalesforceEmulator) -> None:
         ("SELECT Id FORM User", "MALFORMED_QUERY"),
         ("SELECT Id, Foo FROM User", "INVALID_FIELD"),
         ("SELECT Id FROM User WHERE SystemModstamp > '2026-03-01T08:00:00Z'", "INVALID_FIELD"),
-        ("SELECT Id FROM Account", "INVALID_TYPE"),
+        ("SELECT Id FROM Foo", "INVALID_TYPE"),
+        ("SELECT Id FROM Invoice__c", "INVALID_TYPE"),
+        ("SELECT Id, Foo FROM Account", "INVALID_FIELD"),
     ],
 )
 def test_query_errors_surface_as_malformed_request(
@@ -321,7 +324,7 @@ def test_malformed_message_names_the_token(emulator: SalesforceEmulator) -> None
 def _whole_hour_update() -> tuple[dict[str, Any], dict[str, Any]]:
     """A version exactly on a whole hour that is not its user's first, and the one before."""
     by_id: dict[str, list[dict[str, Any]]] = {}
-    for record in HISTORY:
+    for record in USER_HISTORY:
         by_id.setdefault(record["Id"], []).append(record)
     for versions in by_id.values():
         for before, version in itertools.pairwise(versions):
@@ -414,7 +417,9 @@ def test_describe_fields_and_types(emulator: SalesforceEmulator) -> None:
 def test_custom_field_appears_when_its_first_version_is_visible(
     emulator: SalesforceEmulator,
 ) -> None:
-    first_region = min(parse_sf_datetime(r["SystemModstamp"]) for r in HISTORY if "Region__c" in r)
+    first_region = min(
+        parse_sf_datetime(r["SystemModstamp"]) for r in USER_HISTORY if "Region__c" in r
+    )
     sf = password_client(emulator)
     emulator.set_clock(first_region - timedelta(milliseconds=1))
     names = {f["name"] for f in sf.User.describe()["fields"]}
@@ -433,14 +438,14 @@ def test_custom_field_appears_when_its_first_version_is_visible(
 def test_describe_unknown_object_is_not_found(emulator: SalesforceEmulator) -> None:
     sf = password_client(emulator)
     with pytest.raises(SalesforceResourceNotFound) as info:
-        sf.Account.describe()
+        sf.Foo.describe()
     assert info.value.content == [
         {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
     ]
 
 
 def test_get_one_record(emulator: SalesforceEmulator) -> None:
-    user_id = HISTORY[-1]["Id"]
+    user_id = USER_HISTORY[-1]["Id"]
     record = password_client(emulator).User.get(user_id)
     assert record["Id"] == user_id
     assert record["SystemModstamp"] == latest_versions(AFTER_ALL)[user_id]["SystemModstamp"]
@@ -712,11 +717,27 @@ def test_cli_emulator_rejects_bad_history(
 def test_cli_generate_org(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "org.jsonl"
     args = ["generate-org", "--users", "25", "--seed", "3", "--days", "5", "--output", str(output)]
-    assert emulator_cli_main(args) == 0
+    assert emulator_cli_main([*args, "--accounts", "6", "--opportunities", "9"]) == 0
+    out = capsys.readouterr().out
     records = load_history(output)
-    assert len({r["Id"] for r in records}) == 25
-    assert records == load_history(output)
-    assert "25 users" in capsys.readouterr().out
+    # The file holds exactly what generate_org gives for these options, in history order.
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    expected = generate_org(users=25, seed=3, start=start, days=5, accounts=6, opportunities=9)
+    assert records == expected
+    ids_per_object: dict[str, set[str]] = {}
+    for record in records:
+        ids_per_object.setdefault(object_of(record), set()).add(record["Id"])
+    assert {name: len(ids) for name, ids in ids_per_object.items()} == {
+        "User": 25,
+        "Account": 6,
+        "Opportunity": 9,
+    }
+    assert "25 users, 6 accounts and 9 opportunities" in out and str(output) in out
+
+    # Without --accounts/--opportunities: the defaults of generate_org.
+    assert emulator_cli_main(args) == 0
+    assert load_history(output) == generate_org(users=25, seed=3, start=start, days=5)
+    assert emulator_cli_main([*args, "--accounts", "-1"]) == 2
 
 
 def test_stop_closes_kept_alive_connections(tmp_path: Path) -> None:

@@ -37,7 +37,10 @@ def _datetime_arg(value: str) -> datetime:
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sf-lakehouse emulator``."""
     parser.add_argument(
-        "--history", type=Path, required=True, help="JSON Lines history of User record versions"
+        "--history",
+        type=Path,
+        required=True,
+        help="JSON Lines history of record versions (User, Account, Opportunity, ...)",
     )
     parser.add_argument(
         "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free port)"
@@ -86,8 +89,10 @@ def run_emulator_command(args: argparse.Namespace) -> int:
             return 1
         if args.env_file is not None:
             emulator.write_env_file(args.env_file)
+        counts = ", ".join(f"{n} {name}" for name, n in emulator.org.record_counts().items())
         print(
-            f"Salesforce emulator serving {len(history)} record versions at {emulator.base_url}",
+            f"Salesforce emulator serving {len(history)} record versions "
+            f"({counts or 'no records'}) at {emulator.base_url}",
             flush=True,
         )
         print(f"Clock: {emulator.now().isoformat()}" + ("" if args.now else " (wall clock)"))
@@ -110,6 +115,18 @@ def run_emulator_command(args: argparse.Namespace) -> int:
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sf-lakehouse generate-org``."""
     parser.add_argument("--users", type=int, default=300, help="number of users (default 300)")
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=None,
+        help="number of accounts (default: users // 3, at least 3; 0 for none)",
+    )
+    parser.add_argument(
+        "--opportunities",
+        type=int,
+        default=None,
+        help="number of opportunities (default: users // 2, at least 4; 0 for none)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--days", type=int, default=6, help="days of history (default 6)")
     parser.add_argument(
@@ -126,8 +143,25 @@ def run_generate_command(args: argparse.Namespace) -> int:
     if args.users < 1 or args.days < 1:
         print("error: --users and --days must be at least 1", file=sys.stderr)
         return 2
-    records = generate_org(users=args.users, seed=args.seed, start=args.start, days=args.days)
+    if (args.accounts or 0) < 0 or (args.opportunities or 0) < 0:
+        print("error: --accounts and --opportunities cannot be negative", file=sys.stderr)
+        return 2
+    records = generate_org(
+        users=args.users,
+        seed=args.seed,
+        start=args.start,
+        days=args.days,
+        accounts=args.accounts,
+        opportunities=args.opportunities,
+    )
     write_history(records, args.output)
-    summary = trait_summary(records)
-    print(f"Wrote {summary['versions']} versions of {summary['users']} users to {args.output}")
+    s = trait_summary(records)
+    print(
+        f"Wrote {s['versions']} versions of {s['users']} users, {s['accounts']} accounts and "
+        f"{s['opportunities']} opportunities to {args.output}"
+    )
+    print(
+        f"Deletes/undeletes: accounts {s['account_deletions']}/{s['account_undeletes']}, "
+        f"opportunities {s['opportunity_deletions']}/{s['opportunity_undeletes']}"
+    )
     return 0

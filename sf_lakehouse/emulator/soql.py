@@ -53,8 +53,10 @@ __all__ = [
     "Token",
     "TokenKind",
     "execute",
+    "json_value",
     "parse",
     "tokenize",
+    "unsupported_object",
 ]
 
 # Salesforce's reserved SOQL words (plus the clause words this subset needs): never field names.
@@ -768,6 +770,21 @@ def _like_matcher(raw: str) -> Callable[[str], bool]:
     return lambda value: pattern.fullmatch(value) is not None
 
 
+def unsupported_object(name: str) -> SoqlError:
+    """Salesforce's INVALID_TYPE error for ``FROM <name>`` naming no object of the org."""
+    return SoqlError(
+        "INVALID_TYPE",
+        f"sObject type '{name}' is not supported. If you are attempting to use a custom object, "
+        "be sure to append the '__c' after the entity name. Please reference your WSDL or the "
+        "describe call for the appropriate names.",
+    )
+
+
+def json_value(value: Any, ftype: str) -> Any:
+    """A stored history value as Salesforce's REST API returns it for a field of ``ftype``."""
+    return _json_value(_typed(value, ftype), ftype)
+
+
 def execute(
     query: SelectQuery | str,
     schema: ObjectSchema,
@@ -777,12 +794,7 @@ def execute(
     if isinstance(query, str):
         query = parse(query)
     if query.object_name.name.casefold() != schema.name.casefold():
-        raise SoqlError(
-            "INVALID_TYPE",
-            f"sObject type '{query.object_name.name}' is not supported. If you are attempting to "
-            "use a custom object, be sure to append the '__c' after the entity name. Please "
-            "reference your WSDL or the describe call for the appropriate names.",
-        )
+        raise unsupported_object(query.object_name.name)
     compiler = _Compiler(query, schema)
     selected: list[FieldDef] = []
     for ref in query.fields:

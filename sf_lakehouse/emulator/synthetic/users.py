@@ -1,7 +1,5 @@
-"""A deterministic synthetic Salesforce org: the history of User records over a few days.
+"""The User part of the synthetic org: users whose history exercises the SCD2 rule.
 
-``generate_org(users, seed, start, days)`` returns history versions (the emulator's history
-format) using only ``random.Random(seed)``: the same arguments always give identical output.
 The history is built to exercise everything the pipeline and the SCD2 rule must get right:
 
 - **Division changes** between "EMEA", "North America", "APAC", "LATAM" and null.
@@ -26,23 +24,20 @@ The history is built to exercise everything the pipeline and the SCD2 rule must 
   SystemModstamp. On average a user has about 4 versions.
 
 The first few users follow fixed scripts so that every trait above is present for any seed
-and any ``users >= 8``; ``trait_summary`` counts the traits from the records themselves.
+and any ``users >= 8``; ``traits.trait_summary`` counts the traits from the records themselves.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import unicodedata
-from collections import defaultdict
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from .history import format_sf_datetime, parse_sf_datetime
+from ..history import format_sf_datetime
+from .common import MS, ascii_slug, other, random_time, salesforce_id
 
-__all__ = ["generate_org", "salesforce_id", "trait_summary", "write_history"]
+__all__ = ["REGION_FIELD_AFTER", "generate_users"]
 
 DIVISIONS = ["EMEA", "North America", "APAC", "LATAM"]
 AUDIT_PHASES = ["Planning", "Fieldwork", "Review", "Closed"]
@@ -142,34 +137,6 @@ SCRIPTED_NAMES = [
 ]
 EMAIL_DOMAIN = "acme-corp.example"
 REGION_FIELD_AFTER = timedelta(days=3)
-_MS = timedelta(milliseconds=1)
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ASCII_FOLD = {"\u0131": "i", "ø": "o", "ß": "ss", "æ": "ae", "đ": "d", "ł": "l"}
-
-
-def salesforce_id(prefix: str, number: int) -> str:
-    """An 18-character Salesforce id: 15 characters plus the real case-checksum suffix."""
-    body = ""
-    value = number * 7919 + 104729  # spread small numbers so ids do not look sequential
-    while value:
-        value, digit = divmod(value, 62)
-        body = _BASE62[digit] + body
-    short = (prefix + "8d0" + body.rjust(12 - len(prefix), "0"))[:15]
-    suffix = ""
-    for chunk in range(3):
-        bits = sum(1 << i for i, ch in enumerate(short[chunk * 5 : chunk * 5 + 5]) if ch.isupper())
-        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
-    return short + suffix
-
-
-def _ascii_slug(text: str) -> str:
-    folded = "".join(_ASCII_FOLD.get(ch, ch) for ch in text.lower())
-    decomposed = unicodedata.normalize("NFKD", folded)
-    return "".join(ch for ch in decomposed if ch.isascii() and ch.isalnum())
-
-
-def _other(rng: random.Random, options: list[str], current: str | None) -> str:
-    return rng.choice([o for o in options if o != current])
 
 
 class _User:
@@ -185,7 +152,7 @@ class _User:
     def emit(self, when: datetime, *, user_change: bool = True) -> datetime:
         """Record a version at ``when`` (bumped to stay strictly after the previous one)."""
         if self.last is not None and when <= self.last:
-            when = self.last + _MS
+            when = self.last + MS
         self.last = when
         stamp = format_sf_datetime(when)
         self.state["SystemModstamp"] = stamp
@@ -198,35 +165,22 @@ class _User:
         return when
 
 
-def generate_org(
-    users: int = 300,
-    seed: int = 7,
-    start: datetime = datetime(2026, 3, 1, 8, tzinfo=UTC),
-    days: int = 6,
+def generate_users(
+    rng: random.Random, users: int, start: datetime, days: int
 ) -> list[dict[str, Any]]:
-    """Generate the org's User history: versions ordered by (SystemModstamp, Id)."""
-    if users < 1 or days < 1:
-        raise ValueError("users and days must be at least 1")
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    start = start.astimezone(UTC)
-    rng = random.Random(seed)
+    """The User history (unsorted): ``users`` users over ``days`` days from ``start`` (UTC)."""
     end = start + timedelta(days=days)
     region_from = start + REGION_FIELD_AFTER
     ids = [salesforce_id("005", n) for n in range(users)]
     used_usernames: dict[str, int] = {}
     all_versions: list[dict[str, Any]] = []
 
-    def random_time(low: datetime, high: datetime) -> datetime:
-        span_ms = max(int((high - low) / _MS), 1)
-        return low + rng.randrange(span_ms) * _MS
-
     for index, user_id in enumerate(ids):
         if index < len(SCRIPTED_NAMES):
             first, last = SCRIPTED_NAMES[index]
         else:
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        local = f"{_ascii_slug(first)}.{_ascii_slug(last)}"
+        local = f"{ascii_slug(first)}.{ascii_slug(last)}"
         used_usernames[local] = used_usernames.get(local, 0) + 1
         if used_usernames[local] > 1:
             local = f"{local}{used_usernames[local]}"
@@ -239,15 +193,15 @@ def generate_org(
                 created = start + timedelta(days=join_day, hours=rng.randrange(0, 10))
             else:
                 day_start = start + timedelta(days=join_day)
-                created = random_time(day_start, day_start + timedelta(hours=10))
+                created = random_time(rng, day_start, day_start + timedelta(hours=10))
             first_version = created
         else:
-            created = random_time(start - timedelta(days=900), start - timedelta(days=1))
+            created = random_time(rng, start - timedelta(days=900), start - timedelta(days=1))
             # A quarter of the initial snapshot sits exactly on `start` (a whole hour).
             first_version = (
                 start
                 if index == 0 or rng.random() < 0.25
-                else random_time(start, start + timedelta(hours=2))
+                else random_time(rng, start, start + timedelta(hours=2))
             )
 
         state: dict[str, Any] = {
@@ -280,7 +234,7 @@ def generate_org(
             script(user, rng, start, window_start, window_end)
         else:
             count = rng.choice([1, 2, 2, 3, 3, 3, 4, 4, 5])
-            times = sorted(random_time(window_start, window_end) for _ in range(count))
+            times = sorted(random_time(rng, window_start, window_end) for _ in range(count))
             for when in times:
                 if rng.random() < 0.05:
                     # Snap to the whole hour so the clock can land exactly on it.
@@ -288,8 +242,6 @@ def generate_org(
                 kind = rng.choices(_EVENT_KINDS, weights=_EVENT_WEIGHTS)[0]
                 _EVENTS[kind](user, rng, when, window_end)
         all_versions.extend(user.versions)
-
-    all_versions.sort(key=lambda v: (v["SystemModstamp"], v["Id"]))
     return all_versions
 
 
@@ -301,7 +253,7 @@ def _division_change(user: _User, rng: random.Random, when: datetime, _end: date
     if current is not None and rng.random() < 0.15:
         user.state["Division"] = None
     else:
-        user.state["Division"] = _other(rng, DIVISIONS, current)
+        user.state["Division"] = other(rng, DIVISIONS, current)
     user.emit(when)
 
 
@@ -320,11 +272,11 @@ def _revert(user: _User, rng: random.Random, when: datetime, end: datetime) -> N
     field = rng.choice(["Division", "Audit_Phase__c"])
     options = DIVISIONS if field == "Division" else AUDIT_PHASES
     original = user.state[field]
-    user.state[field] = _other(rng, options, original)
+    user.state[field] = other(rng, options, original)
     first = user.emit(when)
     back = first + timedelta(minutes=rng.randrange(5, 48 * 60))
     user.state[field] = original
-    user.emit(min(back, max(end, first + _MS)))
+    user.emit(min(back, max(end, first + MS)))
 
 
 def _burst(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
@@ -332,17 +284,17 @@ def _burst(user: _User, rng: random.Random, when: datetime, _end: datetime) -> N
     when = when.replace(microsecond=rng.randrange(0, 500) * 1000)
     if user.last is not None and when <= user.last:
         when = (user.last + timedelta(seconds=1)).replace(microsecond=0)
-    user.state["Audit_Phase__c"] = _other(rng, AUDIT_PHASES, user.state["Audit_Phase__c"])
+    user.state["Audit_Phase__c"] = other(rng, AUDIT_PHASES, user.state["Audit_Phase__c"])
     when = user.emit(when)
-    user.state["Division"] = _other(rng, DIVISIONS, user.state["Division"])
-    when = user.emit(when + rng.randrange(1, 150) * _MS)
+    user.state["Division"] = other(rng, DIVISIONS, user.state["Division"])
+    when = user.emit(when + rng.randrange(1, 150) * MS)
     if rng.random() < 0.5:
-        user.state["Title"] = _other(rng, TITLES, user.state["Title"])
-        user.emit(when + rng.randrange(1, 150) * _MS)
+        user.state["Title"] = other(rng, TITLES, user.state["Title"])
+        user.emit(when + rng.randrange(1, 150) * MS)
 
 
 def _title_change(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
-    user.state["Title"] = _other(rng, TITLES, user.state["Title"])
+    user.state["Title"] = other(rng, TITLES, user.state["Title"])
     user.emit(when)
 
 
@@ -422,7 +374,7 @@ def _script_phase_nulls(
 def _script_other_fields(
     user: _User, rng: random.Random, start: datetime, low: datetime, high: datetime
 ) -> None:
-    user.state["Title"] = _other(rng, TITLES, user.state["Title"])
+    user.state["Title"] = other(rng, TITLES, user.state["Title"])
     user.emit(max(low, start + timedelta(hours=30)))
     user.emit(max(low, start + timedelta(days=2, hours=7)))  # touch
     user.emit(max(low, start + timedelta(days=2, hours=9)), user_change=False)
@@ -456,105 +408,3 @@ _SCRIPTS: dict[int, _Script] = {
     5: _script_phase_revert,
     6: _script_late_joiner,
 }
-
-
-# --- output and self-description --------------------------------------------------------------
-
-
-def write_history(records: Iterable[dict[str, Any]], path: Path) -> None:
-    """Write versions as JSON Lines (UTF-8, one version per line) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="\n") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-_TIMESTAMPS = ("LastModifiedDate", "SystemModstamp")
-_TRACKED = ("Division", "Audit_Phase__c")
-
-
-def trait_summary(records: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Count the history traits listed in the module docstring (computed from the records)."""
-    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    records = list(records)
-    for record in records:
-        by_id[record["Id"]].append(record)
-    counts = dict.fromkeys(
-        [
-            "users",
-            "versions",
-            "division_changes",
-            "audit_phase_changes",
-            "changes_to_null",
-            "changes_from_null",
-            "reverts",
-            "same_second_bursts",
-            "other_field_only_changes",
-            "touch_only_versions",
-            "system_only_touches",
-            "late_joiners",
-            "versions_with_region_field",
-            "versions_without_region_field",
-            "whole_hour_versions",
-            "names_with_accents_or_apostrophes",
-        ],
-        0,
-    )
-    counts["users"] = len(by_id)
-    counts["versions"] = len(records)
-    if not records:
-        return counts
-    first_stamp = min(parse_sf_datetime(r["SystemModstamp"]) for r in records)
-    history_day_two = first_stamp.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
-        days=1
-    )
-    for versions in by_id.values():
-        versions.sort(key=lambda v: parse_sf_datetime(v["SystemModstamp"]))
-        created = versions[0].get("CreatedDate")
-        if created and parse_sf_datetime(created) >= history_day_two:
-            counts["late_joiners"] += 1
-        name = versions[0].get("Name") or ""
-        if "'" in name or not name.isascii():
-            counts["names_with_accents_or_apostrophes"] += 1
-        tracked_runs: list[tuple[Any, ...]] = []
-        for prev, cur in zip([None, *versions], versions, strict=False):
-            stamp = parse_sf_datetime(cur["SystemModstamp"])
-            counts[
-                "versions_with_region_field"
-                if "Region__c" in cur
-                else "versions_without_region_field"
-            ] += 1
-            if stamp.minute == stamp.second == stamp.microsecond == 0:
-                counts["whole_hour_versions"] += 1
-            tracked = tuple(cur.get(f) for f in _TRACKED)
-            if not tracked_runs or tracked_runs[-1] != tracked:
-                tracked_runs.append(tracked)
-            if prev is None:
-                continue
-            prev_stamp = parse_sf_datetime(prev["SystemModstamp"])
-            if prev_stamp.replace(microsecond=0) == stamp.replace(microsecond=0):
-                counts["same_second_bursts"] += 1
-            for field, key in (
-                ("Division", "division_changes"),
-                ("Audit_Phase__c", "audit_phase_changes"),
-            ):
-                before, after = prev.get(field), cur.get(field)
-                if before != after:
-                    counts[key] += 1
-                    if after is None:
-                        counts["changes_to_null"] += 1
-                    if before is None:
-                        counts["changes_from_null"] += 1
-            keys = (set(prev) | set(cur)) - set(_TIMESTAMPS)
-            if all(prev.get(k) == cur.get(k) for k in keys):
-                if prev.get("LastModifiedDate") != cur.get("LastModifiedDate"):
-                    counts["touch_only_versions"] += 1
-                else:
-                    counts["system_only_touches"] += 1
-            elif all(prev.get(k) == cur.get(k) for k in _TRACKED):
-                counts["other_field_only_changes"] += 1
-        for i in range(2, len(tracked_runs)):
-            if tracked_runs[i] == tracked_runs[i - 2]:
-                counts["reverts"] += 1
-    return counts
