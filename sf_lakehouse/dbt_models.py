@@ -440,8 +440,7 @@ def render_object_spec_yaml(spec: ObjectSpec) -> str:
     spec back."""
     fresh = spec.freshness
     return (
-        f"# Salesforce {spec.api_name}: raw table {'/'.join(spec.raw_asset_key)}, history in "
-        f"{spec.dimension_model}.\n"
+        f"# Salesforce {spec.api_name}: what to extract, and what its SCD2 dimension tracks.\n"
         f"api_name: {_yaml_scalar(spec.api_name)}\n"
         f"id_prefix: {json.dumps(spec.id_prefix)}\n"
         "# Always extracted; every custom (__c) field the org's describe() reports is added.\n"

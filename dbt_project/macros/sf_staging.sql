@@ -15,7 +15,7 @@
 select
     id as {{ key }},
     {%- for raw_name, column in columns.items() %}
-    {{ raw_name }} as {{ column }},
+    {{ raw_name }}{% if raw_name != column %} as {{ column }}{% endif %},
     {%- endfor %}
     {%- if deletions %}
     coalesce(isdeleted, false) as is_deleted,
