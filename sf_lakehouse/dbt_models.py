@@ -6,7 +6,7 @@ so adding an object (`sf-lakehouse add-object`) writes files and no SQL by hand.
 itself lives once, in the `scd2` macro (`dbt_project/macros/scd2.sql`).
 
 Re-render the shipped files after changing a spec: `python -m sf_lakehouse.dbt_models`.
-No Dagster import here: the CLI, the tests and the Dagster definitions all use it.
+No Dagster import: the CLI (add-object), deploy and the tests use it without loading Dagster.
 """
 
 from __future__ import annotations
