@@ -1,20 +1,23 @@
 """The SQL dbt sends to Athena is valid without an Athena to run it: `dbt compile` for every AWS
-target offline, then every compiled model and test parsed with sqlglot's Trino dialect (Athena
-engine v3 is Trino) and checked for what Athena rejects."""
+target offline, then every compiled model, test and analysis (the as_of example) parsed with
+sqlglot's Trino dialect (Athena engine v3 is Trino) and checked for what Athena rejects; and every
+object's models are there, reading the right tables, with the Iceberg config dbt-athena needs."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import sqlglot
 from sqlglot import exp
 
-from sf_lakehouse.defs.dbt import dbt_command
 from sf_lakehouse.config import resolve_settings
+from sf_lakehouse.dbt_models import dimension_model_config
+from sf_lakehouse.defs.dbt import dbt_command
 
 AWS_TARGETS = ["development", "staging", "prod"]
 # Functions Trino knows that sqlglot's Trino dialect does not model; extend with care.
@@ -80,12 +83,24 @@ def test_every_model_and_test_compiles_to_valid_athena_sql(
     )
     assert result.returncode == 0, result.stdout[-3000:]
     compiled = sorted((target_path / "compiled").rglob("*.sql"))
-    names = {path.name for path in compiled}
-    assert "dim_sf_user_scd.sql" in names and "stg_sf_user.sql" in names
-    assert len(compiled) >= 10  # the models and their data tests
+    by_name = {path.name: path.read_text() for path in compiled}
+    tests_of = Counter(path.parent.name for path in compiled)
     problems = {str(p.relative_to(target_path)): athena_problems(p.read_text()) for p in compiled}
     assert {name: found for name, found in problems.items() if found} == {}
-    dimension = next(p for p in compiled if p.name == "dim_sf_user_scd.sql").read_text()
-    assert f'"awsdatacatalog"."{settings.curated_database}"."stg_sf_user"' in dimension
-    staging = next(p for p in compiled if p.name == "stg_sf_user.sql").read_text()
-    assert f'"awsdatacatalog"."{settings.raw_database}"."sf_user"' in staging
+    assert "user_division_as_of.sql" in by_name  # the as_of macro, as an analysis
+    manifest = json.loads((target_path / "manifest.json").read_text())
+    assert settings.objects, "no object specs"
+    for spec in settings.objects:
+        staging = by_name[f"{spec.staging_model}.sql"]
+        raw_table = spec.raw_asset_key[1]
+        assert f'"awsdatacatalog"."{settings.raw_database}"."{raw_table}"' in staging
+        dimension = by_name[f"{spec.dimension_model}.sql"]
+        assert f'"awsdatacatalog"."{settings.curated_database}"."{spec.staging_model}"' in dimension
+        # Each data test compiles into a folder named after its YAML file.
+        assert tests_of[f"{spec.staging_model}.yml"] == 2
+        assert tests_of[f"{spec.dimension_model}.yml"] == 6
+        config = manifest["nodes"][f"model.sf_lakehouse.{spec.dimension_model}"]["config"]
+        assert config["materialized"] == "table"
+        assert config["table_type"] == "iceberg"
+        wanted = dimension_model_config(spec)
+        assert {key: config.get(key) for key in wanted} == wanted

@@ -1,7 +1,7 @@
 """dbt-duckdb plugin: dbt reads the raw Iceberg table and writes the dimension back to Iceberg.
 
 Profile (`dbt_project/profiles.yml`, target `local`):
-    plugins: [{module: sf_lakehouse.dbt_plugin, alias: lakehouse,
+    plugins: [{module: sf_lakehouse.lakehouse.dbt_plugin, alias: lakehouse,
                config: {environment: local, lakehouse_home: ...}}]
 Sources with `meta: {plugin: lakehouse}` are read from the catalog; models with
 `materialized='external', plugin='lakehouse'` are written to `<schema>.<identifier>` in it, laid
@@ -11,6 +11,7 @@ out from the same model config that dbt-athena uses (`partitioned_by`, `write_co
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -31,6 +32,46 @@ from sf_lakehouse.lakehouse.tables import (
 _ATHENA_PROPERTY_NAMES = {"write_target_data_file_size_bytes": "write.target-file-size-bytes"}
 
 
+# dbt-athena writes Iceberg partitioning as Athena's CTAS does: `column`, `day(column)`,
+# `bucket(column, 16)`, `truncate(column, 16)`.
+_ATHENA_PARTITION = re.compile(
+    r"^\s*(?:(?P<transform>[a-z]+)\s*\(\s*)?(?P<column>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?(transform)\s*(?:,\s*(?P<width>[0-9]+)\s*)?\))\s*$"
+)
+# Partition field names as Athena (Trino) gives them, so both engines agree on the spec.
+_FIELD_SUFFIX = {
+    "bucket": "_bucket",
+    "truncate": "_trunc",
+    "year": "_year",
+    "month": "_month",
+    "day": "_day",
+    "hour": "_hour",
+}
+_WIDTH_TRANSFORMS = {"bucket", "truncate"}
+
+
+def partition_field_from_athena(expression: str) -> PartitionField:
+    """One `partitioned_by` entry of a dbt-athena Iceberg model as an Iceberg partition field:
+    `is_current` -> identity, `bucket(user_id, 16)` -> bucket[16] named `user_id_bucket`."""
+    match = _ATHENA_PARTITION.match(expression)
+    transform = match["transform"] if match else None
+    width = match["width"] if match else None
+    if (
+        match is None
+        or (transform is not None and transform not in _FIELD_SUFFIX)
+        or (transform in _WIDTH_TRANSFORMS) != (width is not None)
+    ):
+        raise ValueError(
+            f"partitioned_by entry {expression!r} is not a column or one of "
+            "year|month|day|hour(column), bucket(column, N), truncate(column, N)"
+        )
+    column = match["column"]
+    if transform is None:
+        return PartitionField(column, "identity", column)
+    spelled = f"{transform}[{width}]" if width is not None else transform
+    return PartitionField(column, spelled, column + _FIELD_SUFFIX[transform])
+
+
 def layout_from_model_config(config: Any) -> TableLayout:
     """The Iceberg layout a dbt model declares for dbt-athena, applied to the local catalog."""
     properties = {"format-version": "2", "write.format.default": "parquet"}
@@ -40,8 +81,7 @@ def layout_from_model_config(config: Any) -> TableLayout:
         properties[_ATHENA_PROPERTY_NAMES.get(name, name)] = str(value)
     return TableLayout(
         partition_fields=tuple(
-            PartitionField(column, "identity", column)
-            for column in config.get("partitioned_by") or []
+            partition_field_from_athena(entry) for entry in config.get("partitioned_by") or []
         ),
         properties=properties,
     )

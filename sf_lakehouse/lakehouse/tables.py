@@ -6,8 +6,9 @@ exactly as it was.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,22 +18,63 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.table import Table
-from pyiceberg.transforms import DayTransform, IdentityTransform, Transform
+from pyiceberg.transforms import (
+    BucketTransform,
+    DayTransform,
+    HourTransform,
+    IdentityTransform,
+    MonthTransform,
+    Transform,
+    TruncateTransform,
+    YearTransform,
+)
 
 CATALOG_NAME = "sf_lakehouse"
 WRITE_ID_PROPERTY = "sf-lakehouse-write-id"
 
+# Transforms are spelled as in Iceberg's own table metadata: `identity`, `day`, `bucket[16]`,
+# `truncate[16]`; the parameterised ones take their width (bucket count, truncation length).
 _TRANSFORMS: dict[str, Transform[Any, Any]] = {
     "identity": IdentityTransform(),
+    "year": YearTransform(),
+    "month": MonthTransform(),
     "day": DayTransform(),
+    "hour": HourTransform(),
 }
+_PARAMETERISED_TRANSFORMS: dict[str, Callable[[int], Transform[Any, Any]]] = {
+    "bucket": BucketTransform,
+    "truncate": TruncateTransform,
+}
+_PARAMETERISED = re.compile(r"^(?P<name>[a-z]+)\[(?P<width>[1-9][0-9]*)\]$")
+
+
+def iceberg_transform(transform: str) -> Transform[Any, Any]:
+    """The pyiceberg transform of a spelling like `identity` or `bucket[16]`; a clear error for
+    anything else, so a bad layout fails before a table is touched."""
+    if transform in _TRANSFORMS:
+        return _TRANSFORMS[transform]
+    match = _PARAMETERISED.match(transform)
+    if match and match["name"] in _PARAMETERISED_TRANSFORMS:
+        return _PARAMETERISED_TRANSFORMS[match["name"]](int(match["width"]))
+    known = [*_TRANSFORMS, *(f"{name}[N]" for name in _PARAMETERISED_TRANSFORMS)]
+    raise ValueError(f"unknown partition transform {transform!r}; use one of {', '.join(known)}")
 
 
 @dataclass(frozen=True)
 class PartitionField:
+    """One partition field: source column, transform (`identity`, `day`, `bucket[16]`,
+    `truncate[16]`, ...) and the partition field's name."""
+
     source: str
     transform: str
     name: str
+
+    def __post_init__(self) -> None:
+        iceberg_transform(self.transform)  # fail on construction, not at the first write
+
+    @property
+    def iceberg_transform(self) -> Transform[Any, Any]:
+        return iceberg_transform(self.transform)
 
     def as_dict(self) -> dict[str, str]:
         return {"source": self.source, "transform": self.transform, "name": self.name}
@@ -114,7 +156,7 @@ def _spec_matches(table: Table, layout: TableLayout) -> bool:
     for pf in table.spec().fields:
         source = table.schema().find_field(pf.source_id).name
         current.append((source, str(pf.transform), pf.name))
-    declared = [(p.source, str(_TRANSFORMS[p.transform]), p.name) for p in layout.partition_fields]
+    declared = [(p.source, str(p.iceberg_transform), p.name) for p in layout.partition_fields]
     return current == declared
 
 
@@ -145,7 +187,7 @@ def ensure_table(
             for existing in table.spec().fields:
                 update.remove_field(existing.name)
             for pf in layout.partition_fields:
-                update.add_field(pf.source, _TRANSFORMS[pf.transform], pf.name)
+                update.add_field(pf.source, pf.iceberg_transform, pf.name)
         table = catalog.load_table(identifier)
     stale = {
         k: v

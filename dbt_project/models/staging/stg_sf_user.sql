@@ -1,25 +1,18 @@
-with source as (
-
-    select * from {{ source('sf_raw', 'sf_user') }}
-
-),
-
-renamed as (
-
-    select
-        id as user_id,
-        username,
-        name,
-        email,
-        isactive as is_active,
-        division,
-        audit_phase__c as audit_phase,
-        lastmodifieddate as last_modified_at,
-        systemmodstamp as system_modstamp,
-        _extracted_at as extracted_at,
-        _run_id as extraction_run_id
-    from source
-
-)
-
-select * from renamed
+{#-
+  Generated from config/objects/user.yml by sf_lakehouse.dbt_models; do not edit.
+  Change the spec, then run: python -m sf_lakehouse.dbt_models
+  Salesforce User observations, renamed for the SCD2 dimension.
+-#}
+{{ sf_staging(
+    source('sf_raw', 'sf_user'),
+    key='user_id',
+    columns={
+        'username': 'username',
+        'name': 'name',
+        'email': 'email',
+        'isactive': 'is_active',
+        'division': 'division',
+        'audit_phase__c': 'audit_phase'
+    },
+    deletions=false
+) }}
