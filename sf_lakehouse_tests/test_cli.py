@@ -21,7 +21,7 @@ from sf_lakehouse.config import REPO_ROOT, Settings, resolve_settings
 from sf_lakehouse.config.objects import load_object_specs
 from sf_lakehouse.lakehouse.tables import open_catalog
 from sf_lakehouse_tests.histories import sf_datetime
-from sf_lakehouse_tests.scd2_reference import reference_dimension
+from sf_lakehouse_tests.scd2_reference import expected_dimension
 
 CLI = [sys.executable, "-m", "sf_lakehouse.cli"]
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
@@ -128,7 +128,7 @@ def test_replay_of_a_multi_object_org_over_six_runs_equals_the_rules(
     settings = resolve_settings("local", home=tmp_path / "lakehouse")
     for spec in settings.objects:
         raw = table(settings, spec.raw_asset_key)
-        assert dimension_without_ids(settings, spec) == reference_dimension(raw, spec)
+        assert dimension_without_ids(settings, spec) == expected_dimension(spec, raw)
     user = settings.object("User")
     dimension = table(settings, user.dimension_asset_key)
     raw = table(settings, user.raw_asset_key)
@@ -294,7 +294,7 @@ def test_add_object_in_a_copy_of_the_project_then_run_builds_its_dimension(
     )
     spec = settings.object("Contact")
     rows = dimension_without_ids(settings, spec)
-    assert rows == reference_dimension(table(settings, spec.raw_asset_key), spec)
+    assert rows == expected_dimension(spec, table(settings, spec.raw_asset_key))
     assert [(r["title"], r["account_id"], r["is_deleted"]) for r in rows] == [
         ("Auditor", "001000000000000AAA", False),
         ("Senior Auditor", "001000000000000AAA", False),

@@ -33,35 +33,32 @@ def test_dagster_dev_lists_assets_checks_schedules_and_sensors(tmp_path: Path) -
         nodes = server.graphql(ASSETS_QUERY)["assetNodes"]
         [repository] = server.graphql(AUTOMATION_QUERY)["repositoriesOrError"]["nodes"]
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert {"sf_raw/sf_user", "sf_curated/dim_sf_user_scd"} <= set(by_key)
-    assert by_key["sf_raw/sf_user"]["groupName"] == "salesforce_raw"
-    checks = {
-        c["name"] for c in by_key["sf_curated/dim_sf_user_scd"]["assetChecksOrError"]["checks"]
-    }
-    assert {
-        "unique_dim_sf_user_scd_scd_id",
-        "exactly_one_current_row_dim_sf_user_scd_user_id",
-        "exactly_one_current_row_per_user",
-        "intervals_without_overlaps_or_gaps",
-        "effective_to_after_effective_from",
-        "every_raw_user_in_dimension",
-        "dimension_matches_the_scd2_rule",
-    } <= checks
-    raw_checks = {c["name"] for c in by_key["sf_raw/sf_user"]["assetChecksOrError"]["checks"]}
-    assert raw_checks == {
-        "raw_versions_are_unique",
-        "raw_ids_are_18_character_user_ids",
-        "raw_tracked_fields_exist",
-        "raw_row_count_never_drops",
-    }
+    for name in ("user", "account", "opportunity"):
+        raw, dimension = f"sf_raw/sf_{name}", f"sf_curated/dim_sf_{name}_scd"
+        assert {raw, dimension} <= set(by_key)
+        assert by_key[raw]["groupName"] == "salesforce_raw"
+        checks = {c["name"] for c in by_key[dimension]["assetChecksOrError"]["checks"]}
+        assert f"unique_dim_sf_{name}_scd_scd_id" in checks
+        assert any(c.startswith(f"exactly_one_current_row_dim_sf_{name}_scd") for c in checks)
+        assert {f"every_raw_{name}_in_dimension", "dimension_matches_the_scd2_rule"} <= checks
+        raw_checks = {c["name"] for c in by_key[raw]["assetChecksOrError"]["checks"]}
+        assert raw_checks == {
+            "raw_versions_are_unique",
+            f"raw_ids_are_18_character_{name}_ids",
+            "raw_tracked_fields_exist",
+            "raw_row_count_never_drops",
+        }
     schedules = {s["name"]: s for s in repository["schedules"]}
-    assert schedules["sf_user_pipeline_schedule"]["cronSchedule"] == "0 */6 * * *"
-    assert schedules["sf_user_pipeline_schedule"]["executionTimezone"] == "UTC"
+    assert schedules["salesforce_pipeline_schedule"]["cronSchedule"] == "0 */6 * * *"
+    assert schedules["salesforce_pipeline_schedule"]["executionTimezone"] == "UTC"
     assert schedules["lakehouse_maintenance_schedule"]["pipelineName"] == "lakehouse_maintenance"
     sensors = {s["name"]: s for s in repository["sensors"]}
-    assert sensors["salesforce_user_change_sensor"]["targets"] == [
-        {"pipelineName": "sf_user_pipeline"}
+    assert sorted(t["pipelineName"] for t in sensors["salesforce_change_sensor"]["targets"]) == [
+        "sf_account_pipeline",
+        "sf_opportunity_pipeline",
+        "sf_user_pipeline",
     ]
     assert sensors["run_failure_recorder"]["sensorType"] == "RUN_STATUS"
     assert sensors["freshness_alert_sensor"]["sensorState"]["status"] == "RUNNING"
-    assert {"sf_user_pipeline", "lakehouse_maintenance"} <= {j["name"] for j in repository["jobs"]}
+    jobs = {j["name"] for j in repository["jobs"]}
+    assert {"salesforce_pipeline", "sf_user_pipeline", "lakehouse_maintenance"} <= jobs

@@ -23,8 +23,8 @@ from sf_lakehouse.aws.deploy import (
 )
 from sf_lakehouse.aws.iam import GLUE_MANAGED_POLICY_ARN, INLINE_POLICY_NAME
 from sf_lakehouse.cli import main
-from sf_lakehouse.lakehouse.tables import open_catalog
 from sf_lakehouse.config import BUCKET_KINDS, REPO_ROOT, resolve_settings
+from sf_lakehouse.lakehouse.tables import open_catalog
 
 ENV = "development"
 REGION = "eu-west-1"

@@ -8,14 +8,14 @@ import datetime as dt
 import boto3
 import dagster as dg
 import pytest
-
-from sf_lakehouse.defs.raw import build_raw_user_asset
 from sf_lakehouse.defs.automation import root_error_message
+
 from sf_lakehouse.cli import main as cli_main
+from sf_lakehouse.config import resolve_settings
+from sf_lakehouse.defs.raw import build_raw_user_asset
+from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse.tables import open_catalog
-from sf_lakehouse.defs.resources import build_resources
-from sf_lakehouse.config import resolve_settings
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 

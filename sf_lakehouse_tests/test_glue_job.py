@@ -15,12 +15,12 @@ import dagster as dg
 import pytest
 import requests
 
-from sf_lakehouse.defs.raw import build_raw_user_asset
 from sf_lakehouse.aws import glue_entrypoint
+from sf_lakehouse.config import Settings, load_config, resolve_settings
+from sf_lakehouse.defs.raw import build_raw_user_asset
+from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse.tables import open_catalog
-from sf_lakehouse.defs.resources import build_resources
-from sf_lakehouse.config import Settings, load_config, resolve_settings
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 

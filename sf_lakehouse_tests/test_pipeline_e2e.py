@@ -15,7 +15,7 @@ from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse.tables import open_catalog
 from sf_lakehouse_tests.histories import record_type, user
-from sf_lakehouse_tests.scd2_reference import reference_dimension
+from sf_lakehouse_tests.scd2_reference import expected_dimension
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 SIX_RUNS = [START + dt.timedelta(days=d, hours=6) for d in range(6)]
@@ -97,7 +97,7 @@ def test_six_runs_of_a_multi_object_org_give_the_rules_for_every_object(
         assert metadata["rows_extracted"] >= metadata["rows_appended"]
         assert metadata["api_calls"] >= 2  # describe + at least one query page
     for spec in settings.objects:
-        expected = reference_dimension(history_rows(settings, spec), spec)
+        expected = expected_dimension(spec, history_rows(settings, spec))
         assert dimension_rows(settings, spec) == expected, spec.api_name
     deleted_now = [
         r

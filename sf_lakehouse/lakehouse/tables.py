@@ -112,19 +112,6 @@ RAW_LAYOUT = TableLayout(
     },
 )
 
-DIMENSION_LAYOUT = TableLayout(
-    partition_fields=(
-        PartitionField("is_current", "identity", "is_current"),
-        PartitionField("division", "identity", "division"),
-    ),
-    properties={
-        "format-version": "2",
-        "write.format.default": "parquet",
-        "write.parquet.compression-codec": "zstd",
-        "write.target-file-size-bytes": str(256 * 1024 * 1024),
-    },
-)
-
 
 def open_catalog(properties: Mapping[str, str]) -> Catalog:
     """Load the pyiceberg catalog; for the local SQL catalog, create its directories first."""
