@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sf_lakehouse.config import ConfigError
-    from sf_lakehouse.salesforce import SalesforceConfigError
+    from sf_lakehouse.salesforce.types import SalesforceConfigError
 
     try:
         return int(args.handler(args))

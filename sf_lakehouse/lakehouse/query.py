@@ -94,8 +94,10 @@ def lakehouse_connection(
     return con
 
 
-def run_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:
-    result = con.execute(sql)
+def run_query(
+    con: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence[Any] | None = None
+) -> tuple[list[str], list[tuple]]:
+    result = con.execute(sql, parameters or [])
     columns = [d[0] for d in result.description or []]
     return columns, result.fetchall()
 
