@@ -156,7 +156,11 @@ def iceberg_errors(resource: str, actions: Sequence[str] = ()) -> Iterator[None]
             type(error).__name__,
             "another writer changed the table at the same time; run deploy again",
         ) from None
-    except (ice.NoSuchNamespaceError, ice.NoSuchIcebergTableError) as error:
+    except (
+        ice.NoSuchNamespaceError,
+        ice.NoSuchIcebergTableError,
+        ice.NoSuchPropertyException,
+    ) as error:
         raise AwsDeployError(
             resource,
             type(error).__name__,
