@@ -126,7 +126,9 @@ def _principal_step(
 
     return Step(
         Change(
-            resource, "create" if new else "update", "grant " + "; ".join(g.label for g in missing)
+            resource,
+            "create" if missing == grants else "update",
+            "grant " + "; ".join(g.label for g in missing),
         ),
         apply,
         GRANT_ACTIONS,
