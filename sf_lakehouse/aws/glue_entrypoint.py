@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
             client,
             table,
             spec,
-            run_id=pipes.run_id or os.environ.get("JOB_RUN_ID", "glue"),
+            run_id=_run_id(pipes),
             extracted_at=dt.datetime.now(dt.UTC),
         )
         if table is None:
@@ -129,6 +129,15 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
         metadata = increment.metadata(client.api_usage)
         pipes.report_asset_materialization(metadata=_pipes_metadata(metadata))
         return metadata
+
+
+def _run_id(pipes: Any) -> str:
+    """Dagster's run id; started outside Dagster (`aws glue start-job-run`) the Pipes context
+    is a no-op mock, and the Glue job run id stands in."""
+    run_id = getattr(pipes, "run_id", None)
+    if isinstance(run_id, str) and run_id:
+        return run_id
+    return os.environ.get("JOB_RUN_ID") or "glue"
 
 
 def _params_loader(argv: Sequence[str]) -> Any:
