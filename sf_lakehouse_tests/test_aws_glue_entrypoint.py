@@ -16,7 +16,10 @@ import pytest
 
 from sf_lakehouse.config import REPO_ROOT, resolve_settings
 from sf_lakehouse.lakehouse.tables import open_catalog
-from sf_lakehouse_tests.moto_server import deploy_command, user_org  # noqa: F401 - a fixture
+from sf_lakehouse_tests import moto_server
+from sf_lakehouse_tests.moto_server import deploy_command
+
+user_org = moto_server.user_org  # a fixture
 
 BLOCKER = textwrap.dedent(
     """
@@ -84,8 +87,12 @@ def test_the_job_runs_without_dagster_with_specs_copied_flat(
     """Deploy (User only, against the emulator), then run the entry point as Glue would: the
     config and the specs flat in the working directory, the arguments of the deployed job."""
     code = deploy_command(
-        "deploy", "--environment", "development", "--yes",
-        "--credentials-file", str(user_org.credentials),
+        "deploy",
+        "--environment",
+        "development",
+        "--yes",
+        "--credentials-file",
+        str(user_org.credentials),
     )
     assert code == 0, capsys.readouterr().err
     settings = resolve_settings("development")

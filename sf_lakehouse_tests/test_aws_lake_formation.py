@@ -79,7 +79,12 @@ def test_grants_for_the_glue_role_and_the_pipeline_identity(
     assert held(ROLE_ARN, raw_tables) == {"ALTER", "DESCRIBE", "INSERT", "SELECT"}
     assert held(ROLE_ARN, curated_tables) == set()
     assert held(PIPELINE_ARN, curated_tables) == {
-        "ALTER", "DELETE", "DESCRIBE", "DROP", "INSERT", "SELECT"
+        "ALTER",
+        "DELETE",
+        "DESCRIBE",
+        "DROP",
+        "INSERT",
+        "SELECT",
     }
     # The role may fetch Lake Formation's temporary credentials for the data.
     policy = glue_role_inline_policy(resolve_settings(ENV), ACCOUNT, lake_formation=True)

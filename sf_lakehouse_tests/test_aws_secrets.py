@@ -20,7 +20,10 @@ from sf_lakehouse.salesforce.client import (
 )
 from sf_lakehouse.salesforce.resource import SalesforceResource, salesforce_from_environment
 from sf_lakehouse.salesforce.types import SalesforceConfigError
-from sf_lakehouse_tests.moto_server import emulator_secret, user_org  # noqa: F401 - a fixture
+from sf_lakehouse_tests import moto_server
+from sf_lakehouse_tests.moto_server import emulator_secret
+
+user_org = moto_server.user_org  # a fixture
 
 SECRET_ID = "salesforce/development/credentials"
 PASSWORD = "s3cr3t-Passw0rd-value"
@@ -148,7 +151,12 @@ def test_secret_fields_never_reach_a_repr_a_log_or_an_exception(
     resource = SalesforceResource(
         username="u", password=PASSWORD, security_token=TOKEN, client_secret="cs-" + TOKEN
     )
-    for text in (repr(resource), str(resource), f"{resource}", repr(resource.connection_settings())):
+    for text in (
+        repr(resource),
+        str(resource),
+        f"{resource}",
+        repr(resource.connection_settings()),
+    ):
         assert PASSWORD not in text and TOKEN not in text
         assert "password='***'" in text
     caplog.set_level(logging.DEBUG)

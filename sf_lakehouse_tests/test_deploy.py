@@ -21,7 +21,10 @@ from sf_lakehouse.extraction import raw_table_schema
 from sf_lakehouse.lakehouse.tables import open_catalog
 from sf_lakehouse.salesforce.client import ConnectionSettings, connect
 from sf_lakehouse.salesforce.types import select_fields
-from sf_lakehouse_tests.moto_server import deploy_command, emulator_secret, user_org  # noqa: F401
+from sf_lakehouse_tests import moto_server
+from sf_lakehouse_tests.moto_server import deploy_command, emulator_secret
+
+user_org = moto_server.user_org  # a fixture
 
 ENV = "development"
 REGION = "eu-west-1"
@@ -73,7 +76,7 @@ def test_deploy_twice_second_run_changes_nothing(aws_endpoint, capsys, user_org)
 
 
 def test_without_a_terminal_nothing_changes_unless_yes(aws_endpoint, capsys, user_org) -> None:
-    code, out, err = deploy(capsys, "--credentials-file", str(user_org.credentials))
+    code, out, _ = deploy(capsys, "--credentials-file", str(user_org.credentials))
     assert code == 1
     assert "Not a terminal: nothing was changed; pass --yes to apply these 15 change(s)" in out
     assert boto3.client("s3").list_buckets()["Buckets"] == []
@@ -154,7 +157,12 @@ def test_buckets_are_tls_only_with_lifecycle_rules(aws_endpoint, capsys) -> None
         Bucket=raw,
         LifecycleConfiguration={
             "Rules": [
-                {"ID": "keep-me", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 1}}
+                {
+                    "ID": "keep-me",
+                    "Filter": {"Prefix": "tmp/"},
+                    "Status": "Enabled",
+                    "Expiration": {"Days": 1},
+                }
             ]
         },
     )
@@ -218,9 +226,9 @@ def test_raw_tables_are_typed_from_describe_and_dimensions_left_to_dbt(
     assert columns["_extracted_at"] == "timestamp"
 
     # The dimension is dbt's to create.
-    assert boto3.client("glue").get_tables(DatabaseName=settings.curated_database)[
-        "TableList"
-    ] == []
+    assert (
+        boto3.client("glue").get_tables(DatabaseName=settings.curated_database)["TableList"] == []
+    )
 
     # Drifted properties are fixed in place (the table, and so its data, stays).
     with raw.transaction() as tx:
@@ -253,7 +261,10 @@ def test_glue_job_carries_the_object_specs_and_uploads_only_changes(
     job = boto3.client("glue").get_job(JobName=aws.glue_job_name)["Job"]
     assert aws.glue_job_name == "sf-extraction-development"
     assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/GlueServiceRole-development"
-    assert job["Command"]["ScriptLocation"] == "s3://lumata-lakehouse-development-scripts/glue/sf_extraction.py"
+    assert (
+        job["Command"]["ScriptLocation"]
+        == "s3://lumata-lakehouse-development-scripts/glue/sf_extraction.py"
+    )
     arguments = job["DefaultArguments"]
     assert arguments["--SF_LAKEHOUSE_ENV"] == ENV
     assert arguments["--SF_LAKEHOUSE_CONFIG"] == "pipeline-config.yml"
@@ -274,7 +285,9 @@ def test_glue_job_carries_the_object_specs_and_uploads_only_changes(
     assert body == DEFAULT_SCRIPT_PATH.read_bytes()
 
     def versions() -> int:
-        return len(s3.list_object_versions(Bucket=bucket, Prefix="glue/sf_extraction.py")["Versions"])
+        return len(
+            s3.list_object_versions(Bucket=bucket, Prefix="glue/sf_extraction.py")["Versions"]
+        )
 
     assert versions() == 1
     code, out, _ = deploy(capsys)
@@ -352,7 +365,7 @@ def test_aws_errors_are_one_line_with_code_and_exit_1(aws_endpoint, capsys, monk
     sm = boto3.client("secretsmanager")
     sm.create_secret(Name=settings.auth.secret_id, SecretString="{}")
     sm.delete_secret(SecretId=settings.auth.secret_id, RecoveryWindowInDays=7)
-    code, out, err = deploy(capsys)
+    code, _, err = deploy(capsys)
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -362,7 +375,7 @@ def test_aws_errors_are_one_line_with_code_and_exit_1(aws_endpoint, capsys, monk
     # Nothing listens: STS is the first call.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    code, out, err = deploy(capsys)
+    code, _, err = deploy(capsys)
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

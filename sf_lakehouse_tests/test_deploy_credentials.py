@@ -16,12 +16,14 @@ import pytest
 
 from sf_lakehouse.aws.deploy import DeployError, collect_credentials, run_deploy
 from sf_lakehouse.config import REPO_ROOT, resolve_settings
+from sf_lakehouse_tests import moto_server
 from sf_lakehouse_tests.moto_server import (
     deploy_command,
     emulator_secret,
-    user_org,  # noqa: F401 - a fixture
     write_credentials_file,
 )
+
+user_org = moto_server.user_org  # a fixture
 
 ENV = "development"
 SECRET_ID = "salesforce/development/credentials"
@@ -39,8 +41,18 @@ def test_secrets_on_the_command_line_are_refused_with_the_alternatives(option, t
         "a = build_parser().parse_args(sys.argv[1:]); sys.exit(a.handler(a))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", runner, "deploy", "--environment", ENV, "--sf-username", "u",
-         option, "hunter2-on-the-command-line"],
+        [
+            sys.executable,
+            "-c",
+            runner,
+            "deploy",
+            "--environment",
+            ENV,
+            "--sf-username",
+            "u",
+            option,
+            "hunter2-on-the-command-line",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
@@ -57,8 +69,11 @@ def test_secrets_on_the_command_line_are_refused_with_the_alternatives(option, t
     assert "Traceback" not in result.stderr
     help_text = subprocess.run(
         [sys.executable, "-c", runner, "deploy", "--help"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=120,
+        check=False,
     ).stdout
     assert "--sf-password-stdin" in help_text and "--sf-password " not in help_text
 
@@ -155,8 +170,15 @@ def test_credential_input_is_validated_before_any_aws_call(aws_endpoint, capsys,
     err = capsys.readouterr().err
     assert "unknown key(s) pasword" in err and "typo" not in err
 
-    write_credentials_file(path, {"username": "u", "password": "p", "security_token": "t",
-                                  "domain": "http://login.salesforce.com"})
+    write_credentials_file(
+        path,
+        {
+            "username": "u",
+            "password": "p",
+            "security_token": "t",
+            "domain": "http://login.salesforce.com",
+        },
+    )
     assert deploy_command("deploy", "--environment", ENV, "--credentials-file", str(path)) == 2
     assert "https:// only" in capsys.readouterr().err
 
