@@ -226,16 +226,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from sf_lakehouse.aws.deploy import run_deploy
+    from sf_lakehouse.aws.deploy import refuse_command_line_secret, run_deploy
 
+    for option, value in (("--sf-password", args.sf_password), ("--sf-token", args.sf_token)):
+        if value is not None:
+            print(f"error: {refuse_command_line_secret(option)}", file=sys.stderr)
+            return 2
     return run_deploy(
         args.environment,
         dry_run=args.dry_run,
         assume_yes=args.yes,
         username=args.sf_username,
-        password=args.sf_password,
-        security_token=args.sf_token,
         domain=args.sf_domain,
+        password_stdin=args.sf_password_stdin,
         credentials_file=args.credentials_file,
     )
 
@@ -315,16 +318,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("--environment", required=True, help="an AWS environment of the config")
     deploy.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    deploy.add_argument("--yes", action="store_true", help="apply without asking (terminal only)")
-    deploy.add_argument("--sf-username", help="Salesforce credentials for the secret ...")
-    deploy.add_argument("--sf-password", help="... prompted for when omitted on a terminal")
-    deploy.add_argument("--sf-token", help="... security token, prompted for likewise")
-    deploy.add_argument("--sf-domain", help="login (default), test or mycompany.my")
+    deploy.add_argument(
+        "--yes", action="store_true", help="apply without asking (required without a terminal)"
+    )
+    deploy.add_argument("--sf-username", help="Salesforce user for the credentials secret")
+    deploy.add_argument(
+        "--sf-domain",
+        help="login (default), test, a My Domain (acme.my), or its host name or https:// URL",
+    )
+    deploy.add_argument(
+        "--sf-password-stdin",
+        action="store_true",
+        help="read the password and the security token as two lines of standard input "
+        "(on a terminal they are prompted for instead)",
+    )
     deploy.add_argument(
         "--credentials-file",
         help="JSON {username, password, security_token, domain} or {client_id, client_secret, "
-        "domain}",
+        "domain}, readable only by you (chmod 600)",
     )
+    # Refused with the alternatives: a secret on the command line shows in `ps` and the history.
+    deploy.add_argument("--sf-password", help=argparse.SUPPRESS)
+    deploy.add_argument("--sf-token", help=argparse.SUPPRESS)
     deploy.set_defaults(handler=cmd_deploy)
     return parser
 

@@ -6,8 +6,13 @@ AWS_ENDPOINT_URL and fake credentials, and stops it afterwards.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import requests
@@ -15,11 +20,43 @@ import requests
 AWS_REGION = "eu-west-1"
 
 
+def _insecure_transport_only(statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition") or {}
+    return condition == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _evaluate_bucket_policy_over_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto evaluates bucket policies without their conditions, so deploy's TLS-only Deny
+    (`aws:SecureTransport` false) would deny every request. AWS applies that statement only to
+    plain-HTTP requests, and the pipeline speaks HTTPS to AWS: evaluate policies as AWS does for
+    a request over TLS (the moto server itself is plain HTTP on 127.0.0.1)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy.decode())
+        statements = policy.get("Statement", [])
+        if isinstance(statements, dict):
+            statements = [statements]
+        kept = [s for s in statements if not _insecure_transport_only(s)]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        over_tls = IAMPolicy(json.dumps({**policy, "Statement": kept}))
+        return over_tls.is_action_permitted(action, resource)
+
+    monkeypatch.setattr(FakeBucket, "get_permission", get_permission)
+
+
 @pytest.fixture
 def aws_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    # moto reads this when the server starts: attaching AWS-managed policies needs it.
+    # moto reads this when the server starts: attaching AWS-managed policies needs it (the
+    # upgrade test attaches the AWSGlueServiceRole an earlier deploy attached).
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.server import ThreadedMotoServer
+
+    _evaluate_bucket_policy_over_tls(monkeypatch)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -38,3 +75,68 @@ def aws_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+
+
+# --- deploy helpers shared by the AWS tests ----------------------------------------------------
+
+
+def deploy_command(*args: str) -> int:
+    """`sf-lakehouse <args>` in this process: the parser and the handler `main` runs."""
+    from sf_lakehouse.cli import build_parser
+
+    parsed = build_parser().parse_args(list(args))
+    return int(parsed.handler(parsed))
+
+
+def user_only_config(directory: Path) -> Path:
+    """A copy of the pipeline config with only the User object spec (the emulator serves
+    Users only); returns the config file's path."""
+    from sf_lakehouse.config import REPO_ROOT
+
+    (directory / "objects").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "config" / "pipeline-config.yml", directory / "pipeline-config.yml")
+    shutil.copy(REPO_ROOT / "config" / "objects" / "user.yml", directory / "objects" / "user.yml")
+    return directory / "pipeline-config.yml"
+
+
+def emulator_secret(emulator: Any, **overrides: str) -> dict[str, str]:
+    """Secret values that log in to the emulator: the secret itself says where (login_url) and
+    which CA to trust (ca_bundle); the process environment may not."""
+    env = emulator.env_vars()
+    values = {
+        "username": env["SF_USERNAME"],
+        "password": env["SF_PASSWORD"],
+        "security_token": env["SF_SECURITY_TOKEN"],
+        "domain": "login",
+        "login_url": env["SF_LOGIN_URL"],
+        "ca_bundle": env["SF_CA_BUNDLE"],
+    }
+    return {**values, **overrides}
+
+
+def write_credentials_file(path: Path, values: dict[str, str]) -> Path:
+    """A credentials file only its owner can read (deploy refuses any other)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(values, handle)
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.fixture
+def user_org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator_factory: Any) -> Any:
+    """An emulator with 20 users, the User-only config (SF_LAKEHOUSE_CONFIG) and a credentials
+    file for it: what a deploy needs to log in and describe."""
+    import datetime as dt
+
+    from sf_lakehouse.emulator import generate_org
+
+    start = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
+    history = generate_org(users=20, seed=8, start=start, days=2)
+    emulator = emulator_factory(history, now=start + dt.timedelta(days=3))
+    config = user_only_config(tmp_path / "config")
+    monkeypatch.setenv("SF_LAKEHOUSE_CONFIG", str(config))
+    credentials = write_credentials_file(tmp_path / "creds.json", emulator_secret(emulator))
+    return SimpleNamespace(
+        emulator=emulator, history=history, config=config, credentials=credentials
+    )

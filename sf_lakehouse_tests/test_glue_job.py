@@ -16,11 +16,13 @@ import pytest
 import requests
 
 from sf_lakehouse.aws import glue_entrypoint
+from sf_lakehouse.aws.pipes import PIPES_PREFIX, pipes_glue_client
 from sf_lakehouse.config import Settings, load_config, resolve_settings
-from sf_lakehouse.defs.raw import build_raw_user_asset
+from sf_lakehouse.defs.raw import build_raw_asset
 from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse.tables import open_catalog
+from sf_lakehouse_tests.moto_server import emulator_secret
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 
@@ -56,7 +58,7 @@ def provision(settings: Settings, credentials: dict[str, str]) -> None:
         Command={"Name": "pythonshell", "ScriptLocation": aws.glue_script_location},
     )
     boto3.client("secretsmanager", region_name=aws.region).create_secret(
-        Name=settings.salesforce.secret_id, SecretString=json.dumps(credentials)
+        Name=settings.auth.secret_id, SecretString=json.dumps(credentials)
     )
 
 
@@ -95,17 +97,8 @@ def test_raw_asset_runs_as_the_glue_job_through_pipes(
     aws = settings.require_aws()
     history = generate_org(users=20, seed=8, start=START, days=2)
     emulator = emulator_factory(history, now=START + dt.timedelta(days=3))
-    env = emulator.env_vars()
-    provision(
-        settings,
-        {
-            "username": env["SF_USERNAME"],
-            "password": env["SF_PASSWORD"],
-            "security_token": env["SF_SECURITY_TOKEN"],
-        },
-    )
-    monkeypatch.setenv("SF_LOGIN_URL", env["SF_LOGIN_URL"])
-    monkeypatch.setenv("SF_CA_BUNDLE", env["SF_CA_BUNDLE"])
+    # The secret says where to log in (the emulator); SF_LOGIN_URL would be refused.
+    provision(settings, emulator_secret(emulator))
     # Keep the moto job run RUNNING for a few seconds, as a real one is while the script works.
     requests.post(
         f"{aws_endpoint}/moto-api/state-manager/set-transition",
@@ -115,9 +108,12 @@ def test_raw_asset_runs_as_the_glue_job_through_pipes(
 
     worker = GlueWorker(aws.glue_job_name, load_config_with_glue())
     worker.start()
+    spec = settings.object("User")
+    # Pipes context and messages under pipes/ (the only scripts-bucket prefix the role writes).
+    resources = {**build_resources(settings), "pipes_glue": pipes_glue_client(settings)}
     result = dg.materialize(
-        [build_raw_user_asset(settings)],
-        resources=build_resources(settings),
+        [build_raw_asset(settings, spec)],
+        resources=resources,
         instance=dg.DagsterInstance.ephemeral(),
     )
     worker.join(timeout=60)
@@ -126,11 +122,18 @@ def test_raw_asset_runs_as_the_glue_job_through_pipes(
 
     # Dagster started the job with the environment and the Pipes bootstrap arguments.
     assert worker.arguments["--SF_LAKEHOUSE_ENV"] == "development"
+    assert worker.arguments["--SF_OBJECT"] == "User"
     assert "--dagster-pipes-context" in worker.arguments
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3").list_objects_v2(Bucket=aws.bucket("scripts"))["Contents"]
+    ]
+    assert keys and all(k.startswith(PIPES_PREFIX) for k in keys), keys
     # The script's metadata came back through Pipes onto the materialization.
     [materialization] = result.asset_materializations_for_node("sf_raw__sf_user")
     assert materialization.metadata["rows_extracted"].value == len({r["Id"] for r in history})
     assert materialization.metadata["rows_appended"].value == worker.metadata["rows_appended"]
     # And the rows are in the Glue catalog, on S3.
-    table = open_catalog(settings.catalog_properties()).load_table(settings.raw_table_identifier)
+    identifier = settings.table_identifier(spec.raw_asset_key)
+    table = open_catalog(settings.catalog_properties()).load_table(identifier)
     assert table.scan().to_arrow().num_rows == len({r["Id"] for r in history})

@@ -7,10 +7,10 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from sf_lakehouse.salesforce import (
+from sf_lakehouse.salesforce.resource import SalesforceResource
+from sf_lakehouse.salesforce.types import (
     FieldSpec,
     SalesforceConfigError,
-    SalesforceResource,
     format_soql_datetime,
     parse_sf_datetime,
     records_to_arrow,
@@ -44,7 +44,7 @@ def test_field_list_is_configured_fields_plus_custom_fields_typed_from_describe(
 
 def test_a_configured_field_missing_from_the_org_is_a_clear_error() -> None:
     with pytest.raises(
-        SalesforceConfigError, match=r"User has no field\(s\) Region__c.*salesforce\.fields"
+        SalesforceConfigError, match=r"User has no field\(s\) Region__c.*config/objects/"
     ):
         select_fields(DESCRIBE, ["Id", "Region__c"], "User")
 

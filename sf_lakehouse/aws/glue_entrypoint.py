@@ -5,12 +5,16 @@ then one Iceberg append to the Glue catalog with the raw table's layout. It impo
 (the job installs only `dagster-pipes`). Dagster launches it through Pipes
 (`PipesGlueClient`): the run's context comes from, and the materialization metadata goes to,
 the scripts bucket. `sf-lakehouse deploy` uploads this file as the job's script and the
-`sf_lakehouse` package (`--extra-py-files`) and the pipeline config (`--extra-files`) beside it.
+`sf_lakehouse` package (`--extra-py-files`), the pipeline config and the object specs
+(`--extra-files`, which Glue copies flat into the job's working directory) beside it.
 
 Glue passes job arguments as `--NAME value`; this job needs `--SF_LAKEHOUSE_ENV` and
-`--SF_OBJECT` (an object spec's API name), takes
-`--SF_LAKEHOUSE_CONFIG` (the config file Glue copied next to the script), and the Pipes bootstrap
-arguments Dagster adds.
+`--SF_OBJECT` (an object spec's API name), takes `--SF_LAKEHOUSE_CONFIG` (the config file Glue
+copied next to the script; the object specs are the other `*.yml` files there, or its
+`objects/` directory when it has one), and the Pipes bootstrap arguments Dagster adds.
+
+The extraction appends to the raw table `sf-lakehouse deploy` created; only when that table is
+missing does the job create it. It never creates or changes a database (its role may not).
 """
 
 from __future__ import annotations
@@ -44,6 +48,30 @@ def _pipes_metadata(values: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
+def object_specs_beside(config_path: Path) -> tuple[Any, ...]:
+    """The object specs of a job run: `objects/*.yml` beside the config when that directory
+    exists (a checkout), else every other `*.yml` beside it (Glue's flat `--extra-files`)."""
+    from sf_lakehouse.config import ConfigError
+    from sf_lakehouse.config.objects import (
+        OBJECTS_DIR_NAME,
+        load_object_spec,
+        load_object_specs,
+    )
+
+    directory = config_path.parent / OBJECTS_DIR_NAME
+    if directory.is_dir():
+        return load_object_specs(directory)
+    files = sorted(
+        p for p in config_path.parent.glob("*.yml") if p.resolve() != config_path.resolve()
+    )
+    if not files:
+        raise ConfigError(
+            f"no object spec (*.yml) beside {config_path}; `sf-lakehouse deploy` uploads them "
+            "with the job's --extra-files"
+        )
+    return tuple(load_object_spec(p) for p in files)
+
+
 def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one extraction; `config` replaces config/pipeline-config.yml (tests)."""
     import boto3
@@ -66,10 +94,14 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
     parser.add_argument("--SF_OBJECT", required=True)
     parser.add_argument("--SF_LAKEHOUSE_CONFIG")
     args, _ = parser.parse_known_args(argv)
-    if args.SF_LAKEHOUSE_CONFIG and config is None:
-        # Inside the job the package is a zip: the config comes as a file of its own.
-        config = load_config(Path(args.SF_LAKEHOUSE_CONFIG))
-    settings = resolve_settings(args.SF_LAKEHOUSE_ENV, config=config)
+    objects = None
+    if args.SF_LAKEHOUSE_CONFIG:
+        # Inside the job the package is a zip: the config and the specs come as files.
+        config_path = Path(args.SF_LAKEHOUSE_CONFIG)
+        if config is None:
+            config = load_config(config_path)
+        objects = object_specs_beside(config_path)
+    settings = resolve_settings(args.SF_LAKEHOUSE_ENV, config=config, objects=objects)
     spec = settings.object(args.SF_OBJECT)
     identifier = settings.table_identifier(spec.raw_asset_key)
     region = settings.require_aws().region
@@ -82,19 +114,30 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
         client = connect(connection_from_environment(settings, os.environ))
         catalog = open_catalog(settings.catalog_properties())
 
+        table = load_table_or_none(catalog, identifier)
         increment = extract_increment(
             client,
-            load_table_or_none(catalog, identifier),
+            table,
             spec,
-            run_id=pipes.run_id or os.environ.get("JOB_RUN_ID", "glue"),
+            run_id=_run_id(pipes),
             extracted_at=dt.datetime.now(dt.UTC),
         )
-        table = ensure_table(catalog, identifier, increment.rows.schema, RAW_LAYOUT)
+        if table is None:
+            table = ensure_table(catalog, identifier, increment.rows.schema, RAW_LAYOUT)
         append_rows(table, increment.rows)
         pipes.log.info(increment.summary())
         metadata = increment.metadata(client.api_usage)
         pipes.report_asset_materialization(metadata=_pipes_metadata(metadata))
         return metadata
+
+
+def _run_id(pipes: Any) -> str:
+    """Dagster's run id; started outside Dagster (`aws glue start-job-run`) the Pipes context
+    is a no-op mock, and the Glue job run id stands in."""
+    run_id = getattr(pipes, "run_id", None)
+    if isinstance(run_id, str) and run_id:
+        return run_id
+    return os.environ.get("JOB_RUN_ID") or "glue"
 
 
 def _params_loader(argv: Sequence[str]) -> Any:

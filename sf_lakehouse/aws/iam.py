@@ -1,111 +1,140 @@
-"""IAM policy documents of one environment's Glue service role (built as data, compared parsed)."""
+"""IAM policy documents of one environment's Glue service role (built as data, compared parsed).
+
+No AWS managed policy: every statement names this account's and region's resources of one
+environment. The only `*` resources are for actions that support no resource-level permission
+(`cloudwatch:PutMetricData`, restricted by a namespace condition; `lakeformation:GetDataAccess`
+when Lake Formation governs the tables); `WILDCARD_RESOURCE_ACTIONS` lists them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sf_lakehouse.config import BUCKET_KINDS, Settings
+from sf_lakehouse.aws.pipes import PIPES_PREFIX
+from sf_lakehouse.config import Settings
 
+# Attached by earlier versions of deploy; deploy detaches it now (upgrade path).
 GLUE_MANAGED_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AWSGlueServiceRole"
 INLINE_POLICY_NAME = "sf-lakehouse-least-privilege"
+# The CloudWatch namespace of Glue job metrics.
+GLUE_METRICS_NAMESPACE = "Glue"
+# Actions that support no resource-level permissions: the only ones with a `*` resource.
+WILDCARD_RESOURCE_ACTIONS = frozenset({"cloudwatch:PutMetricData", "lakeformation:GetDataAccess"})
 
-GLUE_TRUST_POLICY: dict[str, Any] = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "glue.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
-
-S3_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket")
-GLUE_ACTIONS = (
-    "glue:GetDatabase",
-    "glue:GetDatabases",
-    "glue:CreateDatabase",
-    "glue:UpdateDatabase",
-    "glue:DeleteDatabase",
-    "glue:GetTable",
-    "glue:GetTables",
-    "glue:CreateTable",
-    "glue:UpdateTable",
-    "glue:DeleteTable",
-    "glue:GetPartition",
-    "glue:GetPartitions",
-    "glue:CreatePartition",
-    "glue:BatchCreatePartition",
-    "glue:UpdatePartition",
-    "glue:DeletePartition",
-    "glue:BatchDeletePartition",
-)
-SECRET_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
-ATHENA_ACTIONS = (
-    "athena:StartQueryExecution",
-    "athena:GetQueryExecution",
-    "athena:GetQueryResults",
-    "athena:StopQueryExecution",
-)
+GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions")
+GLUE_WRITE_ACTIONS = ("glue:CreateTable", "glue:UpdateTable")
 LOGS_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+SECRET_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+# Secrets Manager appends `-` and six random characters to a secret's name in its ARN.
+SECRET_SUFFIX = "-??????"
 
 
 def role_arn(account_id: str, role_name: str) -> str:
     return f"arn:aws:iam::{account_id}:role/{role_name}"
 
 
-def glue_role_inline_policy(settings: Settings, account_id: str) -> dict[str, Any]:
-    """Least privilege for the Glue job: only this environment's buckets, databases, secret,
-    workgroup and Glue log groups (no `*` resource for S3, Glue or Secrets Manager)."""
-    aws = settings.require_aws()
-    region = aws.region
-    buckets = [aws.bucket(kind) for kind in BUCKET_KINDS]
-    databases = [settings.raw_database, settings.curated_database]
-    glue_prefix = f"arn:aws:glue:{region}:{account_id}"
+def secret_arn(settings: Settings, account_id: str) -> str:
+    """`arn:aws:secretsmanager:<region>:<account>:secret:salesforce/<env>/credentials-??????`."""
+    region = settings.require_aws().region
+    secret_id = settings.auth.secret_id or f"salesforce/{settings.environment}/credentials"
+    return f"arn:aws:secretsmanager:{region}:{account_id}:secret:{secret_id}{SECRET_SUFFIX}"
+
+
+def glue_trust_policy(account_id: str) -> dict[str, Any]:
+    """Only the Glue service, and only on behalf of this account, may assume the role."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "LakehouseBuckets",
                 "Effect": "Allow",
-                "Action": list(S3_ACTIONS),
-                "Resource": [f"arn:aws:s3:::{b}" for b in buckets]
-                + [f"arn:aws:s3:::{b}/*" for b in buckets],
-            },
-            {
-                "Sid": "LakehouseCatalog",
-                "Effect": "Allow",
-                "Action": list(GLUE_ACTIONS),
-                "Resource": [f"{glue_prefix}:catalog"]
-                + [f"{glue_prefix}:database/{db}" for db in databases]
-                + [f"{glue_prefix}:table/{db}/*" for db in databases],
-            },
-            {
-                "Sid": "SalesforceSecret",
-                "Effect": "Allow",
-                "Action": list(SECRET_ACTIONS),
-                # Secrets Manager appends a random 6-character suffix to secret ARNs.
-                "Resource": [
-                    f"arn:aws:secretsmanager:{region}:{account_id}:secret:"
-                    f"{settings.salesforce.secret_id}-*"
-                ],
-            },
-            {
-                "Sid": "AthenaWorkgroup",
-                "Effect": "Allow",
-                "Action": list(ATHENA_ACTIONS),
-                "Resource": [
-                    f"arn:aws:athena:{region}:{account_id}:workgroup/{aws.athena_workgroup}"
-                ],
-            },
-            {
-                "Sid": "GlueJobLogs",
-                "Effect": "Allow",
-                "Action": list(LOGS_ACTIONS),
-                "Resource": [
-                    f"arn:aws:logs:{region}:{account_id}:log-group:/aws-glue/*",
-                    f"arn:aws:logs:{region}:{account_id}:log-group:/aws-glue/*:*",
-                ],
-            },
+                "Principal": {"Service": "glue.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
         ],
     }
+
+
+def glue_role_inline_policy(
+    settings: Settings, account_id: str, *, lake_formation: bool = False
+) -> dict[str, Any]:
+    """What the extraction job does, and nothing else:
+
+    - Glue: read its raw database and tables, create and update (commit) tables in it;
+    - S3: objects under the raw database's prefix of the raw bucket; in the scripts bucket,
+      read the job's artifacts (`glue/`) and read/write Dagster Pipes messages (`pipes/`);
+    - the environment's Salesforce secret; the job's CloudWatch log groups and Glue metrics.
+    """
+    aws = settings.require_aws()
+    region = aws.region
+    raw_db = settings.raw_database
+    raw_bucket = aws.bucket("raw")
+    scripts = aws.bucket("scripts")
+    glue_prefix = f"arn:aws:glue:{region}:{account_id}"
+    logs_prefix = f"arn:aws:logs:{region}:{account_id}:log-group:/aws-glue/jobs/"
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "RawCatalog",
+            "Effect": "Allow",
+            "Action": [*GLUE_READ_ACTIONS, *GLUE_WRITE_ACTIONS],
+            "Resource": [
+                f"{glue_prefix}:catalog",
+                f"{glue_prefix}:database/{raw_db}",
+                f"{glue_prefix}:table/{raw_db}/*",
+            ],
+        },
+        {
+            "Sid": "RawTableObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{raw_bucket}/{raw_db}/*"],
+        },
+        {
+            "Sid": "RawTableListing",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{raw_bucket}"],
+            "Condition": {"StringLike": {"s3:prefix": [raw_db, f"{raw_db}/*"]}},
+        },
+        {
+            "Sid": "JobArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"arn:aws:s3:::{scripts}/glue/*"],
+        },
+        {
+            "Sid": "PipesMessages",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{scripts}/{PIPES_PREFIX}*"],
+        },
+        {
+            "Sid": "SalesforceSecret",
+            "Effect": "Allow",
+            "Action": list(SECRET_ACTIONS),
+            "Resource": [secret_arn(settings, account_id)],
+        },
+        {
+            "Sid": "GlueJobLogs",
+            "Effect": "Allow",
+            "Action": list(LOGS_ACTIONS),
+            "Resource": [f"{logs_prefix}*", f"{logs_prefix}*:log-stream:*"],
+        },
+        {
+            "Sid": "GlueJobMetrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"cloudwatch:namespace": GLUE_METRICS_NAMESPACE}},
+        },
+    ]
+    if lake_formation:
+        statements.append(
+            {
+                "Sid": "LakeFormationDataAccess",
+                "Effect": "Allow",
+                "Action": ["lakeformation:GetDataAccess"],
+                "Resource": ["*"],
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -1,4 +1,12 @@
-"""Salesforce credentials from AWS Secrets Manager (`salesforce/<env>/credentials`)."""
+"""Salesforce credentials from AWS Secrets Manager (`salesforce/<env>/credentials`).
+
+The secret is a JSON object: `{"username", "password", "security_token", "domain"}` or
+`{"client_id", "client_secret", "domain"}`. `domain` may be a prefix (`login`, `test`,
+`acme.my`), a host name (`login.salesforce.com`) or an `https://` URL; it is normalised to
+simple-salesforce's prefix. Optional `login_url` (an `https://` base URL) and `ca_bundle` (a CA
+file) send the login elsewhere than `<domain>.salesforce.com` (the emulator in tests): only the
+secret may say so, never the environment of the process that reads it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sf_lakehouse.salesforce.client import check_login_url, normalize_domain
+from sf_lakehouse.salesforce.types import SalesforceConfigError
+
 PASSWORD_KEYS = frozenset({"username", "password", "security_token"})
 OAUTH_KEYS = frozenset({"client_id", "client_secret"})
-OPTIONAL_KEYS = frozenset({"domain"})
+OPTIONAL_KEYS = frozenset({"domain", "login_url", "ca_bundle"})
 ALLOWED_KEYS = PASSWORD_KEYS | OAUTH_KEYS | OPTIONAL_KEYS
 
 
@@ -46,7 +57,16 @@ def validate_credentials(values: Mapping[str, Any], source: str) -> dict[str, st
     if has_oauth and "domain" not in present:
         raise SecretError(f"{source} is missing domain (your My Domain, e.g. mycompany.my)")
     result = {k: str(values[k]) for k in CREDENTIAL_KEY_ORDER if k in present}
-    result["domain"] = str(values.get("domain") or "login")
+    try:
+        result["domain"] = normalize_domain(
+            str(values.get("domain") or "login"), f"{source}: domain"
+        )
+        if values.get("login_url"):
+            result["login_url"] = check_login_url(str(values["login_url"]), f"{source}: login_url")
+    except SalesforceConfigError as error:
+        raise SecretError(str(error)) from None
+    if values.get("ca_bundle"):
+        result["ca_bundle"] = str(values["ca_bundle"])
     return result
 
 

@@ -8,6 +8,8 @@ pages through queries and counts the API calls a run made.
 from __future__ import annotations
 
 import dataclasses
+import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +42,64 @@ ENVIRONMENT_VARIABLES = {
     "api_version": "SF_API_VERSION",
 }
 # What may still come from the environment when the credentials come from a secret.
-CONNECTION_FIELDS = frozenset({"login_url", "domain", "ca_bundle", "api_version"})
+CONNECTION_FIELDS = frozenset({"api_version"})
+# Never from the environment when the credentials come from a secret: they would send the
+# secret's credentials to another server, or trust another server's certificate. The secret
+# itself may carry them (My Domain logins, the emulator in tests).
+REFUSED_WITH_SECRET = ("login_url", "ca_bundle")
+
+
+def masked_value(name: str, value: Any) -> str:
+    """`'***'` for a set secret field, the repr of anything else."""
+    return "'***'" if name in SECRET_FIELDS and value else repr(value)
+
+
+_DOMAIN_LABELS = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+)
+
+
+def normalize_domain(value: str, source: str = "domain (SF_DOMAIN)") -> str:
+    """simple-salesforce's `domain` (it logs in at `https://<domain>.salesforce.com`) from a
+    prefix (`login`, `test`, `acme.my`), a host name (`login.salesforce.com`,
+    `acme.my.salesforce.com`) or an `https://` URL of such a host."""
+    text = value.strip()
+    if "://" in text:
+        parsed = urllib.parse.urlsplit(text)
+        if parsed.scheme != "https":
+            raise SalesforceConfigError(
+                f"{source} is a {parsed.scheme}:// URL; Salesforce logins are https:// only "
+                "(e.g. https://acme.my.salesforce.com, or just acme.my)"
+            )
+        if parsed.path.strip("/") or parsed.query or parsed.port is not None:
+            raise SalesforceConfigError(
+                f"{source} must be a host, not a URL with a path or port; use e.g. acme.my "
+                "(for a server that is not *.salesforce.com, set login_url instead)"
+            )
+        text = parsed.hostname or ""
+    host = text.lower().rstrip(".")
+    if host.endswith(".salesforce.com"):
+        host = host.removesuffix(".salesforce.com")
+    if not host or host == "salesforce.com" or not _DOMAIN_LABELS.match(host):
+        raise SalesforceConfigError(
+            f"{source} {value!r} is not a Salesforce login domain; use login, test, your My "
+            "Domain (acme.my) or its host name (acme.my.salesforce.com)"
+        )
+    return host
+
+
+def check_login_url(value: str, source: str = "login_url (SF_LOGIN_URL)") -> str:
+    """A login URL is `https://host[:port]`: an `http://` one would send the credentials in
+    clear text (and simple-salesforce speaks TLS only)."""
+    parsed = urllib.parse.urlsplit(value.strip())
+    if parsed.scheme != "https" or not parsed.hostname:
+        shown = f"{parsed.scheme}://" if parsed.scheme else repr(value)
+        raise SalesforceConfigError(
+            f"{source} is {shown}...: the login URL must be https:// (credentials never travel "
+            "in clear text); use the https:// URL that `sf-lakehouse emulator` prints, or leave "
+            "it unset for Salesforce itself"
+        )
+    return value.strip().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -61,12 +120,19 @@ class ConnectionSettings:
     api_version: str = "59.0"
     timeout_seconds: float = 120.0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "domain", normalize_domain(self.domain))
+        if self.login_url:
+            object.__setattr__(self, "login_url", check_login_url(self.login_url))
+
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={'***' if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name)!r}"  # noqa: E501
+            f"{f.name}={masked_value(f.name, getattr(self, f.name))}"
             for f in dataclasses.fields(self)
         )
         return f"ConnectionSettings({shown})"
+
+    __str__ = __repr__
 
     def replace(self, **changes: Any) -> ConnectionSettings:
         return dataclasses.replace(self, **changes)
@@ -112,6 +178,23 @@ class ConnectionSettings:
             "no Salesforce credentials configured: set SF_USERNAME, SF_PASSWORD and "
             "SF_SECURITY_TOKEN, or SF_CLIENT_ID and SF_CLIENT_SECRET, or SF_SESSION_ID and "
             f"SF_INSTANCE_URL (sf-lakehouse emulator --env-file writes them).{hint}"
+        )
+
+
+def refuse_secret_overrides(environ: Mapping[str, str], secret_id: str, environment: str) -> None:
+    """SF_LOGIN_URL / SF_CA_BUNDLE are refused when the credentials come from a secret: they
+    would send the secret's credentials elsewhere, or trust another server's certificate."""
+    found = [
+        ENVIRONMENT_VARIABLES[name]
+        for name in REFUSED_WITH_SECRET
+        if environ.get(ENVIRONMENT_VARIABLES[name])
+    ]
+    if found:
+        raise SalesforceConfigError(
+            f"{' and '.join(found)} {'is' if len(found) == 1 else 'are'} set, but environment "
+            f"{environment!r} takes its Salesforce credentials from Secrets Manager ({secret_id}): "
+            f"refused, so the secret's credentials never go to another server; unset "
+            f"{' and '.join(found)}, or put login_url (and ca_bundle) into the secret itself"
         )
 
 
@@ -271,10 +354,13 @@ def connection_from_environment(
     """The connection of an environment: SF_* variables, or (for `secretsmanager`) the secret's
     credentials with only connection settings from the variables."""
     from_secret = settings.auth.source == "secretsmanager"
+    if from_secret:
+        assert settings.auth.secret_id is not None  # validated with the config
+        refuse_secret_overrides(environ, settings.auth.secret_id, settings.environment)
     values = settings_from_environment(environ, credentials=not from_secret)
     connection = ConnectionSettings(**{"api_version": settings.api_version, **values})
     if from_secret:
-        assert settings.auth.secret_id is not None  # validated with the config
+        assert settings.auth.secret_id is not None
         connection = with_secret_credentials(
             connection, settings.auth.secret_id, settings.require_aws().region
         )

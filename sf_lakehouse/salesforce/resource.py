@@ -12,11 +12,16 @@ from sf_lakehouse.config import ConfigError, Settings
 from sf_lakehouse.salesforce.client import (
     CONNECTION_FIELDS,
     ENVIRONMENT_VARIABLES,
+    SECRET_FIELDS,
     ConnectionSettings,
     SalesforceClient,
     connect,
+    masked_value,
+    refuse_secret_overrides,
     with_secret_credentials,
 )
+
+_SECRET_DESCRIPTION = "Secret: pass it with EnvVar; never shown in a repr or a log line"
 
 
 class SalesforceResource(ConfigurableResource):
@@ -38,12 +43,14 @@ class SalesforceResource(ConfigurableResource):
         "with; needed only when several sets are given",
     )
     username: str | None = None
-    password: str | None = None
-    security_token: str | None = None
+    # Dagster config has no SecretStr: secret fields are plain strings whose values the
+    # resource's repr/str replace with '***' (and Dagster resolves EnvVars only at run time).
+    password: str | None = Field(default=None, description=_SECRET_DESCRIPTION)
+    security_token: str | None = Field(default=None, description=_SECRET_DESCRIPTION)
     client_id: str | None = Field(default=None, description="OAuth client credentials flow")
-    client_secret: str | None = None
+    client_secret: str | None = Field(default=None, description=_SECRET_DESCRIPTION)
     session_id: str | None = Field(
-        default=None, description="An existing session (with instance_url)"
+        default=None, description="An existing session (with instance_url). " + _SECRET_DESCRIPTION
     )
     instance_url: str | None = None
     secret_id: str | None = Field(
@@ -59,6 +66,22 @@ class SalesforceResource(ConfigurableResource):
     timeout_seconds: float = 120.0
 
     _client: SalesforceClient | None = PrivateAttr(default=None)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in SECRET_FIELDS and value:
+                yield name, "***"
+            else:
+                yield name, value
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={masked_value(name, getattr(self, name, None))}"
+            for name in type(self).model_fields
+        )
+        return f"{type(self).__name__}({shown})"
+
+    __str__ = __repr__
 
     def connection_settings(self) -> ConnectionSettings:
         settings = ConnectionSettings(
@@ -94,7 +117,9 @@ def salesforce_from_environment(settings: Settings) -> SalesforceResource:
             )
         config["secret_id"] = auth.secret_id
         config["aws_region"] = settings.require_aws().region
-        # Connection settings may still come from the environment; credentials may not.
+        # Only the API version may still come from the environment: no credentials, and no
+        # login URL or CA bundle that would send the secret's credentials elsewhere.
+        refuse_secret_overrides(os.environ, auth.secret_id, settings.environment)
         allowed = CONNECTION_FIELDS
     else:
         allowed = set(ENVIRONMENT_VARIABLES)

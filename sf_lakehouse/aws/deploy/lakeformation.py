@@ -1,0 +1,151 @@
+"""Lake Formation grants, for accounts that enforce Lake Formation permissions
+(`aws.lake_formation: true`): IAM alone no longer opens the Glue tables there.
+
+The Glue role gets what the extraction does on the raw database; the pipeline identity (the
+role Dagster runs as, `aws.pipeline_principal_arn`) gets what dbt-athena, the in-process
+extraction and the maintenance job do on both databases. Grants deploy cannot make (no
+principal configured) are listed in the plan with the command that adds them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sf_lakehouse.aws.deploy.context import DeployContext
+from sf_lakehouse.aws.deploy.plan import Change, Step, aws_errors
+
+DATABASE_RAW_ROLE = ("DESCRIBE", "CREATE_TABLE")
+TABLES_RAW_ROLE = ("ALTER", "DESCRIBE", "INSERT", "SELECT")
+DATABASE_PIPELINE = ("DESCRIBE", "CREATE_TABLE")
+# dbt-athena builds `<model>__ha`, renames and drops tables; maintenance deletes files.
+TABLES_PIPELINE = ("ALTER", "DELETE", "DESCRIBE", "DROP", "INSERT", "SELECT")
+GRANT_ACTIONS = ("lakeformation:ListPermissions", "lakeformation:GrantPermissions")
+
+
+@dataclass(frozen=True)
+class Grant:
+    resource: dict[str, Any]
+    permissions: tuple[str, ...]
+
+    @property
+    def database(self) -> str:
+        if "Table" in self.resource:
+            return str(self.resource["Table"]["DatabaseName"])
+        return str(self.resource["Database"]["Name"])
+
+    @property
+    def label(self) -> str:
+        if "Table" in self.resource:
+            return f"{self.resource['Table']['DatabaseName']}.* {'/'.join(self.permissions)}"
+        return f"{self.resource['Database']['Name']} {'/'.join(self.permissions)}"
+
+    def command(self, principal: str) -> str:
+        return (
+            f"aws lakeformation grant-permissions --principal "
+            f"DataLakePrincipalIdentifier={principal} --permissions "
+            f"{' '.join(self.permissions)} --resource '{json.dumps(self.resource)}'"
+        )
+
+
+def _database(name: str, permissions: tuple[str, ...]) -> Grant:
+    return Grant({"Database": {"Name": name}}, permissions)
+
+
+def _tables(database: str, permissions: tuple[str, ...]) -> Grant:
+    return Grant({"Table": {"DatabaseName": database, "TableWildcard": {}}}, permissions)
+
+
+def role_grants(ctx: DeployContext) -> list[Grant]:
+    raw = ctx.settings.raw_database
+    return [_database(raw, DATABASE_RAW_ROLE), _tables(raw, TABLES_RAW_ROLE)]
+
+
+def pipeline_grants(ctx: DeployContext) -> list[Grant]:
+    grants = []
+    for database in (ctx.settings.raw_database, ctx.settings.curated_database):
+        grants += [_database(database, DATABASE_PIPELINE), _tables(database, TABLES_PIPELINE)]
+    return grants
+
+
+def plan_lake_formation(ctx: DeployContext) -> list[Step]:
+    if not ctx.options.lake_formation:
+        return []
+    steps = [_principal_step(ctx, "glue role", ctx.role_arn, role_grants(ctx), ctx.role_created)]
+    principal = ctx.options.pipeline_principal_arn
+    if principal:
+        steps.append(_principal_step(ctx, "pipeline identity", principal, pipeline_grants(ctx)))
+    else:
+        commands = "; ".join(g.command("<PIPELINE_ROLE_ARN>") for g in pipeline_grants(ctx))
+        message = (
+            "lake formation grants for the pipeline identity are MISSING: set "
+            f"environments.{ctx.settings.environment}.aws.pipeline_principal_arn to the role "
+            f"Dagster runs as and deploy again, or run: {commands}"
+        )
+        ctx.warnings.append(message)
+        steps.append(
+            Step(
+                Change(
+                    "lake formation grants for the pipeline identity",
+                    "none",
+                    "MISSING: no aws.pipeline_principal_arn; see the warning",
+                )
+            )
+        )
+    return steps
+
+
+def _principal_step(
+    ctx: DeployContext, who: str, principal: str, grants: list[Grant], new: bool = False
+) -> Step:
+    resource = f"lake formation grants for the {who} {principal}"
+    client = ctx.client("lakeformation")
+    missing: list[Grant] = []
+    for grant in grants:
+        database = grant.database
+        if new or database in ctx.new_databases:
+            missing.append(grant)
+            continue
+        with aws_errors(resource, GRANT_ACTIONS):
+            held = _held(client, principal, grant.resource)
+        lacking = tuple(p for p in grant.permissions if p not in held and "ALL" not in held)
+        if lacking:
+            missing.append(Grant(grant.resource, lacking))
+    if not missing:
+        return Step(Change(resource, "none", "; ".join(g.label for g in grants)))
+
+    def apply() -> None:
+        for grant in missing:
+            with aws_errors(resource, GRANT_ACTIONS):
+                client.grant_permissions(
+                    Principal={"DataLakePrincipalIdentifier": principal},
+                    Resource=grant.resource,
+                    Permissions=list(grant.permissions),
+                )
+
+    return Step(
+        Change(
+            resource,
+            "create" if missing == grants else "update",
+            "grant " + "; ".join(g.label for g in missing),
+        ),
+        apply,
+        GRANT_ACTIONS,
+    )
+
+
+def _held(client: Any, principal: str, resource: dict[str, Any]) -> set[str]:
+    held: set[str] = set()
+    kwargs: dict[str, Any] = {
+        "Principal": {"DataLakePrincipalIdentifier": principal},
+        "Resource": resource,
+    }
+    while True:
+        page = client.list_permissions(**kwargs)
+        for entry in page.get("PrincipalResourcePermissions", []):
+            if entry.get("Principal", {}).get("DataLakePrincipalIdentifier") == principal:
+                held |= set(entry.get("Permissions", []))
+        if not page.get("NextToken"):
+            return held
+        kwargs["NextToken"] = page["NextToken"]

@@ -1,0 +1,131 @@
+"""Lake Formation: with `aws.lake_formation: true` deploy grants the Glue role (and the pipeline
+identity, when configured) what they need, on moto's Lake Formation; without a pipeline
+principal the plan says which grants are missing and how to add them."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import boto3
+import pytest
+
+from sf_lakehouse.aws.deploy import format_plan, plan_deploy
+from sf_lakehouse.aws.deploy import run as deploy_run
+from sf_lakehouse.aws.iam import glue_role_inline_policy
+from sf_lakehouse.aws.options import HardeningOptions, hardening_options
+from sf_lakehouse.config import ConfigError, resolve_settings
+from sf_lakehouse_tests.moto_server import deploy_command
+
+ENV = "development"
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/GlueServiceRole-development"
+PIPELINE_ARN = f"arn:aws:iam::{ACCOUNT}:role/sf-lakehouse-dagster-development"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_moto() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def with_aws_options(**values: object):
+    """Settings whose `aws` section carries the proposed keys (until the config model has them,
+    `hardening_options` reads them by name with defaults)."""
+    settings = resolve_settings(ENV)
+    section = settings.config.aws.model_copy(update=values)
+    return dataclasses.replace(settings, config=settings.config.model_copy(update={"aws": section}))
+
+
+def test_options_are_read_from_the_aws_section_with_defaults() -> None:
+    assert hardening_options(resolve_settings(ENV)) == HardeningOptions()
+    options = hardening_options(
+        with_aws_options(
+            lake_formation=True,
+            athena_results_expiration_days=7,
+            athena_bytes_scanned_cutoff_per_query=1024**3,
+            pipeline_principal_arn=PIPELINE_ARN,
+        )
+    )
+    assert options.lake_formation is True
+    assert options.athena_results_expiration_days == 7
+    assert options.athena_bytes_scanned_cutoff_per_query == 1024**3
+    with pytest.raises(ConfigError, match="athena_bytes_scanned_cutoff_per_query"):
+        hardening_options(with_aws_options(athena_bytes_scanned_cutoff_per_query=1000))
+    with pytest.raises(ConfigError, match="pipeline_principal_arn"):
+        hardening_options(with_aws_options(pipeline_principal_arn="dagster"))
+
+
+def held(principal: str, resource: dict) -> set[str]:
+    entries = boto3.client("lakeformation").list_permissions(
+        Principal={"DataLakePrincipalIdentifier": principal}, Resource=resource
+    )["PrincipalResourcePermissions"]
+    return {p for e in entries for p in e["Permissions"]}
+
+
+def test_grants_for_the_glue_role_and_the_pipeline_identity(
+    aws_endpoint, capsys, monkeypatch
+) -> None:
+    options = HardeningOptions(lake_formation=True, pipeline_principal_arn=PIPELINE_ARN)
+    monkeypatch.setattr(deploy_run, "hardening_options", lambda settings: options)
+    assert deploy_command("deploy", "--environment", ENV, "--yes") == 0
+    out = capsys.readouterr().out
+    assert f"create  lake formation grants for the glue role {ROLE_ARN}" in out
+    assert f"create  lake formation grants for the pipeline identity {PIPELINE_ARN}" in out
+
+    raw_db = {"Database": {"Name": "sf_raw_development"}}
+    raw_tables = {"Table": {"DatabaseName": "sf_raw_development", "TableWildcard": {}}}
+    curated_tables = {"Table": {"DatabaseName": "sf_curated_development", "TableWildcard": {}}}
+    assert held(ROLE_ARN, raw_db) == {"DESCRIBE", "CREATE_TABLE"}
+    assert held(ROLE_ARN, raw_tables) == {"ALTER", "DESCRIBE", "INSERT", "SELECT"}
+    assert held(ROLE_ARN, curated_tables) == set()
+    assert held(PIPELINE_ARN, curated_tables) == {
+        "ALTER",
+        "DELETE",
+        "DESCRIBE",
+        "DROP",
+        "INSERT",
+        "SELECT",
+    }
+    # The role may fetch Lake Formation's temporary credentials for the data.
+    policy = glue_role_inline_policy(resolve_settings(ENV), ACCOUNT, lake_formation=True)
+    assert "lakeformation:GetDataAccess" in str(policy)
+
+    # Second deploy: nothing to grant.
+    assert deploy_command("deploy", "--environment", ENV) == 0
+    out = capsys.readouterr().out
+    assert f"none    lake formation grants for the glue role {ROLE_ARN}" in out
+    assert "nothing to change" in out
+
+    # A revoked grant is planned again.
+    boto3.client("lakeformation").revoke_permissions(
+        Principal={"DataLakePrincipalIdentifier": ROLE_ARN},
+        Resource=raw_tables,
+        Permissions=["INSERT"],
+    )
+    assert deploy_command("deploy", "--environment", ENV, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert f"update  lake formation grants for the glue role {ROLE_ARN}" in out
+    assert "grant sf_raw_development.* INSERT" in out
+
+
+def test_without_a_pipeline_principal_the_plan_says_what_is_missing(
+    aws_endpoint, monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        deploy_run, "hardening_options", lambda settings: HardeningOptions(lake_formation=True)
+    )
+    plan = plan_deploy(resolve_settings(ENV))
+    text = format_plan(plan)
+    assert "none    lake formation grants for the pipeline identity  (MISSING" in text
+    [warning] = [w for w in plan.warnings if "pipeline identity" in w]
+    assert "aws.pipeline_principal_arn" in warning
+    assert (
+        "aws lakeformation grant-permissions --principal DataLakePrincipalIdentifier="
+        "<PIPELINE_ROLE_ARN> --permissions DESCRIBE CREATE_TABLE --resource "
+        '\'{"Database": {"Name": "sf_curated_development"}}\''
+    ) in warning
+
+
+def test_no_lake_formation_steps_when_the_account_does_not_enforce_it(aws_endpoint) -> None:
+    plan = plan_deploy(resolve_settings(ENV))
+    assert not [c for c in plan.changes if "lake formation" in c.resource]
