@@ -4,7 +4,6 @@ principal the plan says which grants are missing and how to add them."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import boto3
@@ -13,8 +12,8 @@ import pytest
 from sf_lakehouse.aws.deploy import format_plan, plan_deploy
 from sf_lakehouse.aws.deploy import run as deploy_run
 from sf_lakehouse.aws.iam import glue_role_inline_policy
-from sf_lakehouse.aws.options import HardeningOptions, hardening_options
-from sf_lakehouse.config import ConfigError, resolve_settings
+from sf_lakehouse.aws.options import hardening_options
+from sf_lakehouse.config import ConfigError, load_config, resolve_settings
 from sf_lakehouse_tests.moto_server import deploy_command
 
 ENV = "development"
@@ -29,15 +28,16 @@ def _quiet_moto() -> None:
 
 
 def with_aws_options(**values: object):
-    """Settings whose `aws` section carries the proposed keys (until the config model has them,
-    `hardening_options` reads them by name with defaults)."""
-    settings = resolve_settings(ENV)
-    section = settings.config.aws.model_copy(update=values)
-    return dataclasses.replace(settings, config=settings.config.model_copy(update={"aws": section}))
+    """Settings of a config whose `aws` section carries these keys (validated like the file)."""
+    config = load_config()
+    config["environments"][ENV]["aws"] |= values
+    return resolve_settings(ENV, config=config)
 
 
 def test_options_are_read_from_the_aws_section_with_defaults() -> None:
-    assert hardening_options(resolve_settings(ENV)) == HardeningOptions()
+    defaults = hardening_options(resolve_settings(ENV))
+    assert (defaults.lake_formation, defaults.athena_results_expiration_days) == (False, 30)
+    assert defaults.athena_bytes_scanned_cutoff_per_query == 10 * 1024**3
     options = hardening_options(
         with_aws_options(
             lake_formation=True,
@@ -50,9 +50,9 @@ def test_options_are_read_from_the_aws_section_with_defaults() -> None:
     assert options.athena_results_expiration_days == 7
     assert options.athena_bytes_scanned_cutoff_per_query == 1024**3
     with pytest.raises(ConfigError, match="athena_bytes_scanned_cutoff_per_query"):
-        hardening_options(with_aws_options(athena_bytes_scanned_cutoff_per_query=1000))
+        with_aws_options(athena_bytes_scanned_cutoff_per_query=1000)
     with pytest.raises(ConfigError, match="pipeline_principal_arn"):
-        hardening_options(with_aws_options(pipeline_principal_arn="dagster"))
+        with_aws_options(pipeline_principal_arn="dagster")
 
 
 def held(principal: str, resource: dict) -> set[str]:
@@ -65,7 +65,9 @@ def held(principal: str, resource: dict) -> set[str]:
 def test_grants_for_the_glue_role_and_the_pipeline_identity(
     aws_endpoint, capsys, monkeypatch
 ) -> None:
-    options = HardeningOptions(lake_formation=True, pipeline_principal_arn=PIPELINE_ARN)
+    options = hardening_options(
+        with_aws_options(lake_formation=True, pipeline_principal_arn=PIPELINE_ARN)
+    )
     monkeypatch.setattr(deploy_run, "hardening_options", lambda settings: options)
     assert deploy_command("deploy", "--environment", ENV, "--yes") == 0
     out = capsys.readouterr().out
@@ -112,7 +114,9 @@ def test_without_a_pipeline_principal_the_plan_says_what_is_missing(
     aws_endpoint, monkeypatch
 ) -> None:
     monkeypatch.setattr(
-        deploy_run, "hardening_options", lambda settings: HardeningOptions(lake_formation=True)
+        deploy_run,
+        "hardening_options",
+        lambda settings: hardening_options(with_aws_options(lake_formation=True)),
     )
     plan = plan_deploy(resolve_settings(ENV))
     text = format_plan(plan)

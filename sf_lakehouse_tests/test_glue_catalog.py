@@ -41,7 +41,7 @@ def test_raw_asset_writes_to_the_glue_catalog_on_s3(
     monkeypatch.setenv("SF_LAKEHOUSE_CONFIG", str(user_only_config(tmp_path / "config")))
     settings = resolve_settings("development", home=tmp_path / "lakehouse")
     [spec] = settings.objects
-    history = generate_org(users=30, seed=2, start=START, days=2)
+    history = generate_org(users=30, seed=2, start=START, days=2, accounts=0, opportunities=0)
     emulator = emulator_factory(history, now=START + dt.timedelta(days=3))
     # The operator's path: `sf-lakehouse deploy` (the secret says where to log in: the
     # emulator), then a run that takes everything from the secret.

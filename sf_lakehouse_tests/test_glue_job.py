@@ -95,7 +95,7 @@ def test_raw_asset_runs_as_the_glue_job_through_pipes(
 ) -> None:
     settings = glue_settings(tmp_path)
     aws = settings.require_aws()
-    history = generate_org(users=20, seed=8, start=START, days=2)
+    history = generate_org(users=20, seed=8, start=START, days=2, accounts=0, opportunities=0)
     emulator = emulator_factory(history, now=START + dt.timedelta(days=3))
     # The secret says where to log in (the emulator); SF_LOGIN_URL would be refused.
     provision(settings, emulator_secret(emulator))

@@ -122,8 +122,22 @@ class Databases(StrictModel):
 
 
 class AwsSection(StrictModel):
+    """An AWS environment's region and workgroup, and how deploy hardens its resources."""
+
     region: str = Field(min_length=1)
     athena_workgroup: str = Field(min_length=1)
+    athena_results_expiration_days: int = Field(default=30, ge=1)
+    # Athena's smallest per-query data usage control is 10 MB.
+    athena_bytes_scanned_cutoff_per_query: int = Field(default=10 * 1024**3, ge=10_000_000)
+    noncurrent_version_expiration_days: int = Field(default=30, ge=1)
+    abort_incomplete_multipart_upload_days: int = Field(default=7, ge=1)
+    # True when the account enforces Lake Formation permissions: deploy then grants them.
+    lake_formation: bool = False
+    pipeline_principal_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws:iam::\d{12}:(role|user)/.+$",
+        description="The IAM role or user that runs Dagster (Lake Formation grants)",
+    )
 
 
 class EnvironmentConfig(StrictModel):

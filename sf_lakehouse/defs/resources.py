@@ -11,6 +11,7 @@ from typing import Any
 
 from dagster_dbt import DbtCliResource
 
+from sf_lakehouse.aws.pipes import pipes_glue_client
 from sf_lakehouse.config import DBT_PROJECT_DIR, Settings
 from sf_lakehouse.lakehouse.io_manager import IcebergIOManager
 from sf_lakehouse.lakehouse.resource import LakehouseResource
@@ -26,23 +27,6 @@ def dbt_executable() -> str:
     if found is None:
         raise FileNotFoundError("dbt is not installed; run `make install`")
     return found
-
-
-def pipes_glue_client(settings: Settings) -> Any:
-    """Launches the Glue job through Dagster Pipes; the run's context and the job's messages
-    travel through the scripts bucket. (Creating boto3 clients makes no AWS call.)"""
-    import boto3
-    from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
-
-    aws = settings.require_aws()
-    s3 = boto3.client("s3", region_name=aws.region)
-    return PipesGlueClient(
-        client=boto3.client("glue", region_name=aws.region),
-        context_injector=PipesS3ContextInjector(bucket=aws.bucket("scripts"), client=s3),
-        message_reader=PipesS3MessageReader(
-            bucket=aws.bucket("scripts"), client=s3, interval=1, include_stdio_in_messages=False
-        ),
-    )
 
 
 def lakehouse_resource(settings: Settings) -> LakehouseResource:

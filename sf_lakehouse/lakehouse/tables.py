@@ -152,7 +152,10 @@ def ensure_table(
 ) -> Table:
     """Create the namespace and table when missing and bring spec and properties to the layout."""
     namespace = identifier.rsplit(".", 1)[0]
-    catalog.create_namespace_if_not_exists(namespace)
+    # AWS checks the permission before the existence: a role that may not create databases
+    # gets AccessDenied from create_namespace_if_not_exists even when the database exists.
+    if not catalog.namespace_exists(namespace):
+        catalog.create_namespace(namespace)
     table = load_table_or_none(catalog, identifier)
     if table is None:
         table = catalog.create_table(
