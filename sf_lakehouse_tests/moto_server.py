@@ -132,7 +132,7 @@ def user_org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator_factory: 
     from sf_lakehouse.emulator import generate_org
 
     start = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
-    history = generate_org(users=20, seed=8, start=start, days=2)
+    history = generate_org(users=20, seed=8, start=start, days=2, accounts=0, opportunities=0)
     emulator = emulator_factory(history, now=start + dt.timedelta(days=3))
     config = user_only_config(tmp_path / "config")
     monkeypatch.setenv("SF_LAKEHOUSE_CONFIG", str(config))

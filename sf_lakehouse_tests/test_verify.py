@@ -18,6 +18,7 @@ from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse.tables import open_catalog, replace_rows
 from sf_lakehouse.verify import AthenaEngine, verify
+from sf_lakehouse_tests.moto_server import emulator_secret
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 
@@ -86,24 +87,14 @@ def athena_result(columns: list[str], values: list[str]) -> dict:
 
 
 def test_verify_on_aws_sends_each_query_to_the_workgroup(
-    aws_endpoint: str, tmp_path, emulator_factory, monkeypatch: pytest.MonkeyPatch, capsys
+    aws_endpoint: str, tmp_path, emulator_factory, capsys
 ) -> None:
     settings = resolve_settings("development", home=tmp_path / "lakehouse")
     aws = settings.require_aws()
     emulator = emulator_factory(generate_org(users=5, seed=1, start=START, days=1), now=START)
-    env = emulator.env_vars()
     boto3.client("secretsmanager", region_name=aws.region).create_secret(
-        Name=settings.auth.secret_id,
-        SecretString=json.dumps(
-            {
-                "username": env["SF_USERNAME"],
-                "password": env["SF_PASSWORD"],
-                "security_token": env["SF_SECURITY_TOKEN"],
-            }
-        ),
+        Name=settings.auth.secret_id, SecretString=json.dumps(emulator_secret(emulator))
     )
-    monkeypatch.setenv("SF_LOGIN_URL", env["SF_LOGIN_URL"])
-    monkeypatch.setenv("SF_CA_BUNDLE", env["SF_CA_BUNDLE"])
     boto3.client("s3", region_name=aws.region).create_bucket(
         Bucket=aws.bucket("athena-results"),
         CreateBucketConfiguration={"LocationConstraint": aws.region},
