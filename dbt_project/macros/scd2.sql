@@ -2,7 +2,7 @@
   scd2(relation, key, tracked, carried=[], deletions=false)
 
   SCD Type 2 history of one Salesforce object, rebuilt from all of its observations on every run,
-  implementing the SCD2 rules 1-7 of shared/design.md clause by clause (comments name the rule).
+  implementing the SCD2 rules 1-7 of docs/design.md clause by clause (comments name the rule).
   Plain SQL both DuckDB and Athena (Trino) run: window functions, `is distinct from`, dbt.hash.
 
   relation   staging relation, one row per extracted record version, with the columns

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import In
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.table import Table
 from pyiceberg.transforms import (
@@ -216,8 +217,16 @@ def append_rows(table: Table, data: pa.Table) -> int:
     return data.num_rows
 
 
-def replace_rows(table: Table, data: pa.Table) -> int:
-    """Replace the whole content in one commit (the dimension is rebuilt from the raw table)."""
+def replace_rows(
+    table: Table,
+    data: pa.Table,
+    properties: Mapping[str, str] | None = None,
+    *,
+    records: tuple[str, Collection[str]] | None = None,
+) -> int:
+    """Replace the whole content in one commit (a rebuild), or with `records` = (key column,
+    keys) only the rows of those records (an incremental build). `properties` go into the
+    table's properties and the snapshot summary of the same commit."""
     data = pa.Table.from_arrays(data.columns, schema=nullable_schema(data.schema))
     with table.transaction() as tx:
         current = tx.table_metadata.schema().column_names
@@ -225,12 +234,21 @@ def replace_rows(table: Table, data: pa.Table) -> int:
         if new_columns:
             with tx.update_schema() as update:
                 update.union_by_name(data.select(new_columns).schema)
+        if properties:
+            tx.set_properties(dict(properties))
         # An overwrite commits a delete and an append snapshot; a shared id marks them as one
         # write, so readers can find the state before it.
-        tx.overwrite(
-            align_to_table(data, tx.table_metadata.schema().as_arrow()),
-            snapshot_properties={WRITE_ID_PROPERTY: uuid.uuid4().hex},
-        )
+        summary = {**(properties or {}), WRITE_ID_PROPERTY: uuid.uuid4().hex}
+        aligned = align_to_table(data, tx.table_metadata.schema().as_arrow())
+        if records is None:
+            tx.overwrite(aligned, snapshot_properties=summary)
+        else:
+            key_column, keys = records
+            tx.overwrite(
+                aligned,
+                overwrite_filter=In(key_column, sorted(keys)),
+                snapshot_properties=summary,
+            )
     return data.num_rows
 
 
