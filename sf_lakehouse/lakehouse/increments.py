@@ -27,12 +27,14 @@ def _local_path(path: str) -> str:
     return path.removeprefix("file://")
 
 
-def files_added_since(table: Table, snapshot_id: int | None) -> list[str] | None:
-    """Data files added by the snapshots after `snapshot_id` (None: the whole table), or None
-    when that snapshot is no longer an ancestor of the current one (expired, or the table was
-    replaced): then nothing can be said about what changed."""
+def files_added_since(
+    table: Table, snapshot_id: int | None, until: int | None = None
+) -> list[str] | None:
+    """Data files added by the snapshots after `snapshot_id` (None: the whole table) up to
+    `until` (default: the current snapshot), or None when that snapshot is no longer an ancestor
+    (expired, or the table was replaced): then nothing can be said about what changed."""
     added: list[str] = []
-    snapshot = table.current_snapshot()
+    snapshot = table.snapshot_by_id(until) if until is not None else table.current_snapshot()
     while snapshot is not None and snapshot.snapshot_id != snapshot_id:
         for manifest in snapshot.manifests(table.io):
             if manifest.added_snapshot_id != snapshot.snapshot_id:
@@ -47,10 +49,12 @@ def files_added_since(table: Table, snapshot_id: int | None) -> list[str] | None
     return added
 
 
-def ids_added_since(table: Table, snapshot_id: int | None, column: str = "id") -> set[str] | None:
+def ids_added_since(
+    table: Table, snapshot_id: int | None, column: str = "id", until: int | None = None
+) -> set[str] | None:
     """Distinct values of `column` in the rows appended after `snapshot_id` (see
     files_added_since); None when that cannot be known."""
-    files = files_added_since(table, snapshot_id)
+    files = files_added_since(table, snapshot_id, until)
     if files is None:
         return None
     ids: set[str] = set()
@@ -76,3 +80,24 @@ def snapshot_property(table: Table, name: str) -> str | None:
     snapshot = table.current_snapshot()
     summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
     return summary.get(name)
+
+
+def last_build_keys(dimension: Table, raw: Table) -> set[str] | None:
+    """The records the dimension's latest incremental build rewrote (the ids appended to the raw
+    table between the two raw snapshots it records), or None after a full build."""
+    if snapshot_property(dimension, BUILD_PROPERTY) != "incremental":
+        return None
+    previous = snapshot_property(dimension, PREVIOUS_RAW_SNAPSHOT_PROPERTY)
+    built_from = snapshot_property(dimension, RAW_SNAPSHOT_PROPERTY)
+    if not built_from or built_from == "none":
+        return None
+    since = None if previous in (None, "none") else int(previous)
+    return ids_added_since(raw, since, until=int(built_from))
+
+
+def latest_append_ids(table: Table, column: str = "id") -> set[str] | None:
+    """Values of `column` in the rows the table's latest snapshot appended (None: unknown)."""
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return set()
+    return ids_added_since(table, snapshot.parent_snapshot_id, column)
