@@ -119,6 +119,12 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
     def sf_lakehouse_dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, lakehouse: LakehouseResource
     ) -> Iterator[Any]:
+        # Each dimension's snapshot before the build: a build that changed nothing says so.
+        before = {}
+        for key in spec_of_dimension:
+            table = lakehouse.load_table(key.path)
+            snapshot = table.current_snapshot() if table is not None else None
+            before[key] = snapshot.snapshot_id if snapshot is not None else None
         for event in dbt.cli(dbt_build_args(lakehouse), context=context).stream():
             if isinstance(event, Output):
                 key = context.asset_key_for_output(event.output_name)
@@ -130,7 +136,12 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
                             "dagster/column_schema": column_schema(
                                 table, _column_descriptions(context, key)
                             ),
-                            **change_metadata(table, spec),
+                            **change_metadata(
+                                table,
+                                spec,
+                                lakehouse.load_table(spec.raw_asset_key),
+                                before.get(key),
+                            ),
                         }
                         event = event.with_metadata({**event.metadata, **extra})
             yield event
