@@ -1,6 +1,9 @@
 """The dbt models as assets downstream of the raw tables; dbt tests become asset checks."""
 
+import os
+import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -125,7 +128,9 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
             table = lakehouse.load_table(key.path)
             snapshot = table.current_snapshot() if table is not None else None
             before[key] = snapshot.snapshot_id if snapshot is not None else None
-        for event in dbt.cli(dbt_build_args(lakehouse), context=context).stream():
+        target_path = invocation_target_path(lakehouse, context.run.run_id)
+        invocation = dbt.cli(dbt_build_args(lakehouse), context=context, target_path=target_path)
+        for event in invocation.stream():
             if isinstance(event, Output):
                 key = context.asset_key_for_output(event.output_name)
                 spec = spec_of_dimension.get(key)
@@ -145,5 +150,37 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
                         }
                         event = event.with_metadata({**event.metadata, **extra})
             yield event
+        keep_partial_parse(lakehouse, target_path)
 
     return sf_lakehouse_dbt_models
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def _dbt_state_dir(lakehouse: LakehouseResource) -> Path:
+    return Path(lakehouse.lakehouse_home) / "dbt_target"
+
+
+def invocation_target_path(lakehouse: LakehouseResource, run_id: str) -> Path:
+    """A fresh dbt target folder for one invocation, seeded with the partial-parse state the
+    previous build left for this lakehouse: dbt then skips re-parsing the project (several
+    seconds per run), which it must otherwise do because the run's vars differ from the vars
+    the shipped manifest was parsed with."""
+    target = _dbt_state_dir(lakehouse) / f"{run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    target.mkdir(parents=True, exist_ok=True)
+    seed = _dbt_state_dir(lakehouse) / PARTIAL_PARSE_FILE
+    if seed.is_file():
+        shutil.copyfile(seed, target / PARTIAL_PARSE_FILE)
+    return target
+
+
+def keep_partial_parse(lakehouse: LakehouseResource, target_path: Path) -> None:
+    """Keep the invocation's partial-parse state for the next run; the folder itself goes (it
+    holds this run's artifacts, already reported to Dagster)."""
+    produced = target_path / PARTIAL_PARSE_FILE
+    if produced.is_file():
+        staged = _dbt_state_dir(lakehouse) / f".{PARTIAL_PARSE_FILE}.{uuid.uuid4().hex[:6]}"
+        shutil.copyfile(produced, staged)
+        os.replace(staged, _dbt_state_dir(lakehouse) / PARTIAL_PARSE_FILE)
+    shutil.rmtree(target_path, ignore_errors=True)
