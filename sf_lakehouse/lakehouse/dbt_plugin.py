@@ -19,7 +19,6 @@ from is gone (expired); the result is the same table either way.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,8 @@ import pyarrow.parquet as pq
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import SourceConfig, TargetConfig
 
-from sf_lakehouse.config import DBT_PROJECT_DIR, ObjectSpec, Settings, resolve_settings
+from sf_lakehouse.config import ObjectSpec, Settings, resolve_settings
+from sf_lakehouse.dbt_models import code_version
 from sf_lakehouse.lakehouse.increments import (
     BUILD_PROPERTY,
     CODE_VERSION_PROPERTY,
@@ -114,21 +114,6 @@ def drop_placeholder_row(data: pa.Table) -> pa.Table:
     if all(data.column(i).null_count == 1 for i in range(data.num_columns)):
         return data.slice(0, 0)
     return data
-
-
-def code_version(spec: ObjectSpec) -> str:
-    """A hash of what decides an object's dimension: its models and the macros they call. A
-    dimension built by other code is rebuilt in full."""
-    digest = hashlib.sha256()
-    for path in (
-        DBT_PROJECT_DIR / "macros" / "scd2.sql",
-        DBT_PROJECT_DIR / "macros" / "sf_staging.sql",
-        DBT_PROJECT_DIR / "models" / "staging" / f"{spec.staging_model}.sql",
-        DBT_PROJECT_DIR / "models" / "marts" / f"{spec.dimension_model}.sql",
-    ):
-        digest.update(path.name.encode() + b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"missing")
-    return digest.hexdigest()[:16]
 
 
 @dataclass
