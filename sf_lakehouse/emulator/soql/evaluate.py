@@ -34,6 +34,7 @@ __all__ = [
     "FieldDef",
     "ObjectSchema",
     "QueryResult",
+    "comparable_value",
     "execute",
     "field_names",
     "json_value",
@@ -91,6 +92,11 @@ def _sort_key(value: Any, ftype: str) -> Any:
     if ftype in ID_TYPES and isinstance(value, str):
         return value[:15]  # 15- and 18-character forms of one Id are the same record
     return value
+
+
+def comparable_value(value: Any, ftype: str) -> Any:
+    """A stored value as the evaluator compares it (typed, text case-folded, Ids cut to 15)."""
+    return _sort_key(_typed(value, ftype), ftype)
 
 
 def _json_value(value: Any, ftype: str) -> Any:
@@ -226,7 +232,7 @@ class Compiler:
         return lambda row: isinstance(row.get(name), str) and matcher(row[name])
 
 
-def like_regex(raw: str) -> str:
+def like_regex(raw: str, escape: Callable[[str], str] = re.escape) -> str:
     """A LIKE pattern (raw literal text, escapes intact) as a regular expression to match whole
     values, case-insensitively (``%`` any run, ``_`` one character, ``\\%`` a literal)."""
     parts: list[str] = []
@@ -235,10 +241,10 @@ def like_regex(raw: str) -> str:
         c = raw[i]
         if c == "\\" and i + 1 < len(raw):
             nxt = raw[i + 1]
-            parts.append(re.escape(_ESCAPES.get(nxt, nxt)))
+            parts.append(escape(_ESCAPES.get(nxt, nxt)))
             i += 2
             continue
-        parts.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
+        parts.append(".*" if c == "%" else "." if c == "_" else escape(c))
         i += 1
     return "".join(parts)
 
