@@ -298,21 +298,24 @@ def test_values_of_the_wrong_type_become_rejects_or_fail_the_run(
 def test_a_field_whose_type_changed_keeps_its_column_type(
     settings: Settings, emulator_factory
 ) -> None:
+    """Headcount__c is a number in the org at the first run, text at the second (the same
+    records, served by an org whose describe now says string)."""
     owner = "005000000000000AAA"
-    history = [
-        account("001000000000001AAA", 1, "Customer", owner, Headcount__c=12.0),
+    before = [account("001000000000001AAA", 1, "Customer", owner, Headcount__c=12.0)]
+    after = [
+        *before,
         account("001000000000001AAA", 90, "Customer", owner, Headcount__c="24 FTE"),
         account("001000000000002AAA", 91, "Partner", owner, Headcount__c="30"),
     ]
-    emulator = emulator_factory(history, now=BASE + dt.timedelta(minutes=30))
     spec = settings.object("Account")
     catalog = open_catalog(settings.catalog_properties())
     identifier = settings.table_identifier(spec.raw_asset_key)
-    first = extract_increment(client_for(emulator), None, spec, **RUN)
+    first_org = emulator_factory(before, now=BASE + dt.timedelta(hours=3))
+    first = extract_increment(client_for(first_org), None, spec, **RUN)
     assert first.rows.schema.field("headcount__c").type == pa.float64()
     append_rows(ensure_table(catalog, identifier, first.rows.schema, RAW_LAYOUT), first.rows)
-    emulator.set_clock(BASE + dt.timedelta(hours=3))  # describe now says string
-    second = extract_increment(client_for(emulator), catalog.load_table(identifier), spec, **RUN)
+    second_org = emulator_factory(after, now=BASE + dt.timedelta(hours=3))
+    second = extract_increment(client_for(second_org), catalog.load_table(identifier), spec, **RUN)
     assert second.rows.schema.field("headcount__c").type == pa.float64()
     assert [(r["id"], r["headcount__c"]) for r in second.rows.to_pylist()] == [
         ("001000000000002AAA", 30.0)

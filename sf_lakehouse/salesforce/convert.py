@@ -137,15 +137,31 @@ def _text(value: Any) -> str | None:
 def records_to_converted(
     records: Sequence[dict[str, Any]], fields: Sequence[FieldSpec]
 ) -> Converted:
-    """REST records (parsed JSON) as typed Arrow, through the same checks as Bulk pages."""
-    columns = {
-        f.column: pa.array([_text(r.get(f.name)) for r in records], pa.string()) for f in fields
-    }
-    return strings_to_arrow(columns, fields)
+    """REST records (parsed JSON) as typed Arrow, through the same checks as Bulk pages; a JSON
+    number or boolean where describe says text is rejected too (REST never sends one)."""
+    columns: dict[str, Any] = {}
+    wrong_json: dict[str, pa.Array] = {}
+    for spec in fields:
+        values = [r.get(spec.name) for r in records]
+        columns[spec.column] = pa.array([_text(v) for v in values], pa.string())
+        if _is_text(spec.arrow_type):
+            flags = [v is not None and not isinstance(v, str) for v in values]
+            if any(flags):
+                wrong_json[spec.column] = pa.array(flags, pa.bool_())
+    return strings_to_arrow(columns, fields, wrong_json)
 
 
-def strings_to_arrow(columns: dict[str, Any], fields: Sequence[FieldSpec]) -> Converted:
-    """Text columns (by lower-cased name) held to each field's type; failures become rejects."""
+def _is_text(arrow: pa.DataType) -> bool:
+    return pa.types.is_string(arrow) or pa.types.is_large_string(arrow)
+
+
+def strings_to_arrow(
+    columns: dict[str, Any],
+    fields: Sequence[FieldSpec],
+    known_bad: dict[str, pa.Array] | None = None,
+) -> Converted:
+    """Text columns (by lower-cased name) held to each field's type; failures (and the values
+    in `known_bad`) become rejects."""
     arrays: list[pa.Array] = []
     bad_masks: list[tuple[FieldSpec, pa.Array]] = []
     for spec in fields:
@@ -153,6 +169,9 @@ def strings_to_arrow(columns: dict[str, Any], fields: Sequence[FieldSpec]) -> Co
         if isinstance(text, pa.ChunkedArray):
             text = text.combine_chunks()
         typed, bad = convert_column(text, spec.arrow_type)
+        extra = (known_bad or {}).get(spec.column)
+        if extra is not None:
+            bad = extra if bad is None else pc.or_(bad, extra)
         arrays.append(typed)
         if bad is not None:
             bad_masks.append((spec, bad))
@@ -227,7 +246,7 @@ def _type_name(arrow: pa.DataType) -> str:
 
 def convert_column(text: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
     """Text held to `target`: (typed values, mask of values that did not convert, or None)."""
-    if pa.types.is_string(target) or pa.types.is_large_string(target):
+    if _is_text(target):
         return text.cast(target), None
     if pa.types.is_boolean(target):
         lower = pc.utf8_lower(text)
