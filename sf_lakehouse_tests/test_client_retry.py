@@ -240,3 +240,20 @@ def test_response_headers_give_the_org_clock_and_api_usage() -> None:
         15000,
     )
     assert parse_api_usage("") is None
+
+
+def test_salesforce_s_multi_line_messages_become_one_line() -> None:
+    message = "\nSELECT Foo FROM User\n       ^\nERROR at Row:1:Column:8\nNo such column 'Foo'"
+    call = Script(sf_error(SalesforceMalformedRequest, 400, "INVALID_FIELD", message))
+    with pytest.raises(SalesforceQueryError) as failed:
+        run(call)
+    assert "\n" not in str(failed.value)
+    assert "INVALID_FIELD: SELECT Foo FROM User ^ ERROR at Row:1:Column:8" in str(failed.value)
+
+
+def test_the_policy_comes_from_the_environment_config(settings) -> None:
+    from sf_lakehouse.salesforce.client import client_policy
+
+    policy = client_policy(settings)
+    assert policy == ClientPolicy()  # the defaults of the config model and of the client agree
+    assert client_policy(settings, timeout_seconds=20, max_retries=1).timeout_seconds == 20

@@ -91,7 +91,7 @@ class BulkQuery:
             if state == "JobComplete":
                 return
             if state in ("Failed", "Aborted"):
-                reason = info.get("errorMessage") or "no error message"
+                reason = " ".join(str(info.get("errorMessage") or "no error message").split())
                 raise BulkJobError(
                     f"Bulk API job {job_id} ({self._object}) is {state}: {reason}; see Setup > "
                     "Bulk Data Load Jobs in Salesforce, fix the query or read this object over "

@@ -224,9 +224,10 @@ def with_secret_credentials(
     return settings.replace(**values)
 
 
-def client_policy(settings: Settings) -> ClientPolicy:
-    """The client policy of an environment (`salesforce.*` in the pipeline config)."""
-    return ClientPolicy.from_config(settings.config.salesforce)
+def client_policy(settings: Settings, **overrides: Any) -> ClientPolicy:
+    """The client policy of an environment (`salesforce.*` in the pipeline config); a sensor
+    tick may shorten it, e.g. `client_policy(settings, timeout_seconds=20, max_retries=1)`."""
+    return ClientPolicy.from_config(settings.config.salesforce, **overrides)
 
 
 def connection_from_environment(

@@ -116,9 +116,14 @@ def error_code(content: Any) -> str | None:
     return None
 
 
+def one_line(text: str) -> str:
+    """Salesforce's messages can span lines (MALFORMED_QUERY points at a column): one line."""
+    return " ".join(str(text).split())
+
+
 def _error_message(content: Any) -> str:
     if isinstance(content, list) and content and isinstance(content[0], dict):
-        return str(content[0].get("message", "")).strip()
+        return one_line(content[0].get("message", ""))
     return ""
 
 
