@@ -196,18 +196,17 @@ class _Reader:
             STAMP: stamp,
             LINE: block.lines.take(rows),
         }
+        others = {
+            column: values.take(rows)
+            for column, values in block.columns.items()
+            if column not in ("attributes", "Id", "SystemModstamp")
+        }
+        for column, values in others.items():
+            if column in standard and values.null_count < len(values):
+                columns[column] = encode_strings(values)
+        masks = _Presence(block, rows).masks({c: v for c, v in others.items() if c not in standard})
         presence: dict[str, Presence] = {}
-        for column, values in block.columns.items():
-            if column in ("attributes", "Id", "SystemModstamp"):
-                continue
-            values = values.take(rows)
-            if column in standard:
-                if values.null_count < len(values):
-                    columns[column] = encode_strings(values)
-                continue
-            mask = self.presence_mask(block, column, values, rows)
-            if not pc.any(mask).as_py():
-                continue
+        for column, mask in masks.items():
             if column == "IsDeleted":  # on a User (other objects have it as standard)
                 self.fail(block, rows.filter(mask))
             first_stamp = pc.min(stamp.filter(mask))
@@ -215,23 +214,60 @@ class _Reader:
             first_id = pc.min(ids.filter(at_first)).as_py()
             order = self.order.get(column, 0)
             presence[column] = Presence(first_stamp.value, first_id, order)
-            columns[column] = encode_strings(values)
+            columns[column] = encode_strings(others[column])
         return ObjectPart(columns, presence)
 
-    @staticmethod
-    def presence_mask(block: _Block, column: str, values: pa.Array, rows: pa.Array) -> pa.Array:
-        """Rows that have ``column`` as a key: a value, or a null written as a key."""
-        if block.present is not None:
-            return block.present[column].take(rows)
-        valid = pc.is_valid(values)
-        missing = pc.invert(valid)
-        nulls = pc.indices_nonzero(missing)
-        if len(nulls) == 0 or block.texts is None:
-            return valid
-        found = pc.match_substring(block.texts(rows.take(nulls)), f'"{column}":')
-        if not pc.any(found).as_py():
-            return valid
-        return pc.replace_with_mask(valid, missing, found)
+
+class _Presence:
+    """Which rows of a block's object have a field as a key (a value, or a null written out)."""
+
+    def __init__(self, block: _Block, rows: pa.Array) -> None:
+        self.block = block
+        self.rows = rows
+        self._texts: pa.Array | None = None
+
+    def texts(self) -> pa.Array:
+        if self._texts is None:
+            assert self.block.texts is not None
+            self._texts = self.block.texts(self.rows)
+        return self._texts
+
+    def masks(self, candidates: dict[str, pa.Array]) -> dict[str, pa.Array]:
+        """Per field with any row that has it: the boolean mask of those rows."""
+        block, out = self.block, {}
+        if block.present is not None:  # records: known exactly
+            for column in candidates:
+                mask = block.present[column].take(self.rows)
+                if pc.any(mask).as_py():
+                    out[column] = mask
+            return out
+        empty = []
+        for column, values in candidates.items():
+            if values.null_count == len(values):
+                empty.append(column)
+                continue
+            valid = pc.is_valid(values)
+            if values.null_count and block.texts is not None:
+                missing = pc.invert(valid)
+                found = pc.match_substring(self.texts().filter(missing), f'"{column}":')
+                if pc.any(found).as_py():
+                    valid = pc.replace_with_mask(valid, missing, found)
+            out[column] = valid
+        if empty and block.texts is not None:
+            # One pass for every field without a value here (mostly other objects' fields).
+            keys = "|".join(_re2_escape(column) for column in empty)
+            hits = pc.match_substring_regex(self.texts(), f'"(?:{keys})":')
+            if pc.any(hits).as_py():
+                matched = self.texts().filter(hits)
+                for column in empty:
+                    found = pc.match_substring(matched, f'"{column}":')
+                    if pc.any(found).as_py():
+                        out[column] = pc.replace_with_mask(hits, hits, found)
+        return out
+
+
+def _re2_escape(text: str) -> str:
+    return "".join(c if c.isalnum() or not c.isascii() else f"\\x{ord(c):02x}" for c in text)
 
 
 _CUSTOM_STANDARD = frozenset(
