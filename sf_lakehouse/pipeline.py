@@ -55,6 +55,7 @@ LOG_TAG = "sf_lakehouse/log"
 CLI = "sf-lakehouse"
 
 INTERRUPTED = "DagsterExecutionInterruptedError"
+CHECK_FAILED = "DagsterAssetCheckFailedError"
 REPAIRABLE_CHECK = "raw_versions_are_unique"
 
 
@@ -173,6 +174,12 @@ def run_pipeline(
 # --- what went wrong, in a few lines ---------------------------------------------------------
 
 
+def _root(error: SerializableErrorInfo | None) -> SerializableErrorInfo | None:
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error
+
+
 def short_error(error: SerializableErrorInfo | None) -> str:
     """The innermost cause as one line: the project's own errors by their message alone,
     others as `Class: message`."""
@@ -206,6 +213,8 @@ def run_problems(result: ExecuteInProcessResult, settings: Settings | None = Non
     by_message: dict[str, list[str]] = {}
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
+        if _root(error) is not None and _root(error).cls_name == CHECK_FAILED:
+            continue  # a blocking check failed: its own line below says which and why
         by_message.setdefault(short_error(error), []).append(event.step_key or "?")
     problems = []
     for message, steps in by_message.items():

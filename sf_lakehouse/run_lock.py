@@ -67,7 +67,7 @@ class LakehouseBusyError(RuntimeError):
     def __init__(self, path: Path, holder: Holder | None, waited: float) -> None:
         who = holder.describe() if holder else "another sf-lakehouse command"
         super().__init__(
-            f"the lakehouse {path.parent} is busy: {who} holds {path}; waited {waited:.0f} s. "
+            f"the lakehouse {path.parent} is busy: {who} holds its lock; waited {waited:.0f} s. "
             "Let it finish, or pass --wait SECONDS to wait longer"
         )
         self.holder = holder
