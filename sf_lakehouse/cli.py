@@ -51,10 +51,7 @@ def print_summaries(settings: Settings, record_id: str | None = None) -> None:
         f"Objects (raw {settings.raw_database}, SCD2 {settings.curated_database})",
         *run_query(con, union),
     )
-    user = settings.objects[0]
-    for spec in settings.objects:
-        if spec.api_name == "User":
-            user = spec
+    user = next((s for s in settings.objects if s.api_name == "User"), settings.objects[0])
     dim = quoted(settings.table_identifier(user.dimension_asset_key))
     key = user.key_column
     if record_id is None:
@@ -347,7 +344,8 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
                 _failure_report(result, settings, log_path)
                 return 1
     print_summaries(settings)
-    dimension = settings.table_identifier(settings.objects[0].dimension_asset_key)
+    shown = next((s for s in settings.objects if s.api_name == "User"), settings.objects[0])
+    dimension = settings.table_identifier(shown.dimension_asset_key)
     print(f"\nDemo finished in {time.monotonic() - started:.1f} s. Query it yourself:")
     print(f'  SF_LAKEHOUSE_HOME={home} sf-lakehouse query "select * from {dimension} limit 5"')
     return 0

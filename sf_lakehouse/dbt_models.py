@@ -12,6 +12,7 @@ No Dagster import: the CLI (add-object), deploy and the tests use it without loa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import textwrap
@@ -487,3 +488,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def code_version(spec: ObjectSpec, dbt_project_dir: Path | None = None) -> str:
+    """A hash of what decides an object's dimension: its two models and the macros they call.
+    A dimension built by other code is rebuilt in full (rule 8 holds across model changes)."""
+    project = dbt_project_dir or DBT_PROJECT_DIR
+    digest = hashlib.sha256()
+    for path in (
+        project / "macros" / "scd2.sql",
+        project / "macros" / "sf_staging.sql",
+        project / "models" / "staging" / f"{spec.staging_model}.sql",
+        project / "models" / "marts" / f"{spec.dimension_model}.sql",
+    ):
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"missing")
+    return digest.hexdigest()[:16]

@@ -8,7 +8,7 @@ becomes a raw asset, dbt models, checks, freshness policies and a job.
 import dagster as dg
 
 from sf_lakehouse.config import Settings, resolve_settings
-from sf_lakehouse.defs.checks import build_checks
+from sf_lakehouse.defs.checks import FULL_CHECKS_JOB_NAME, FULL_CHECKS_TAG, build_checks
 from sf_lakehouse.defs.dbt import build_dbt_assets
 from sf_lakehouse.defs.jobs import (
     PIPELINE_JOB_NAME,
@@ -27,10 +27,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     specs = settings.objects
     pipeline_jobs = build_pipeline_jobs(specs)
     maintenance_job = build_maintenance_job(settings)
+    full_checks_job = dg.define_asset_job(
+        FULL_CHECKS_JOB_NAME,
+        selection=dg.AssetSelection.all_asset_checks(),
+        tags={FULL_CHECKS_TAG: "full"},
+        description="Every Python check over whole tables (runs check only what they changed).",
+    )
     return dg.Definitions(
         assets=[*(build_raw_asset(settings, spec) for spec in specs), build_dbt_assets(specs)],
         asset_checks=[check for spec in specs for check in build_checks(spec)],
-        jobs=[*pipeline_jobs, maintenance_job],
+        jobs=[*pipeline_jobs, maintenance_job, full_checks_job],
         schedules=build_schedules(settings, pipeline_jobs[0], maintenance_job),
         sensors=build_sensors(settings, pipeline_jobs[1:]),
         resources=build_resources(settings),

@@ -52,10 +52,9 @@ def test_the_checker_catches_what_athena_rejects() -> None:
     assert athena_problems("select from where")
 
 
-@pytest.mark.parametrize("environment", AWS_TARGETS)
-def test_every_model_and_test_compiles_to_valid_athena_sql(
-    environment: str, tmp_path: Path
-) -> None:
+def compile_for_athena(
+    environment: str, tmp_path: Path, **extra_vars: object
+) -> tuple[Path, subprocess.CompletedProcess]:
     settings = resolve_settings(environment, home=tmp_path)
     target_path = tmp_path / "target"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -72,7 +71,7 @@ def test_every_model_and_test_compiles_to_valid_athena_sql(
             "--target-path",
             str(target_path),
             "--vars",
-            json.dumps(settings.dbt_vars()),
+            json.dumps({**settings.dbt_vars(), **extra_vars}),
             target=environment,
         ),
         capture_output=True,
@@ -81,6 +80,15 @@ def test_every_model_and_test_compiles_to_valid_athena_sql(
         timeout=300,
         check=False,
     )
+    return target_path, result
+
+
+@pytest.mark.parametrize("environment", AWS_TARGETS)
+def test_every_model_and_test_compiles_to_valid_athena_sql(
+    environment: str, tmp_path: Path
+) -> None:
+    settings = resolve_settings(environment, home=tmp_path)
+    target_path, result = compile_for_athena(environment, tmp_path)
     assert result.returncode == 0, result.stdout[-3000:]
     compiled = sorted((target_path / "compiled").rglob("*.sql"))
     by_name = {path.name: path.read_text() for path in compiled}
@@ -100,7 +108,23 @@ def test_every_model_and_test_compiles_to_valid_athena_sql(
         assert tests_of[f"{spec.staging_model}.yml"] == 2
         assert tests_of[f"{spec.dimension_model}.yml"] == 6
         config = manifest["nodes"][f"model.sf_lakehouse.{spec.dimension_model}"]["config"]
-        assert config["materialized"] == "table"
+        assert config["materialized"] == "incremental"
+        assert config["incremental_strategy"] == "merge" and config["unique_key"] == "scd_id"
         assert config["table_type"] == "iceberg"
         wanted = dimension_model_config(spec)
         assert {key: config.get(key) for key in wanted} == wanted
+
+
+def test_the_incremental_dimension_compiles_to_a_merge_athena_runs(tmp_path: Path) -> None:
+    """Rule 8 on Athena: the SQL of an incremental build (rendered offline) reads the records
+    with rows extracted since the table's last commit, and marks their stale versions for the
+    merge's delete_condition; it is valid Trino SQL."""
+    target_path, result = compile_for_athena("development", tmp_path, sf_compile_incremental=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    for spec in resolve_settings("development", home=tmp_path).objects:
+        [path] = (target_path / "compiled").rglob(f"{spec.dimension_model}.sql")
+        sql = path.read_text()
+        assert athena_problems(sql) == []
+        assert f'"sf_curated_development"."{spec.dimension_model}$snapshots"' in sql
+        assert "rebuilt_records" in sql and "union all" in sql
+        assert "effective_from - interval '1' second as effective_to" in sql

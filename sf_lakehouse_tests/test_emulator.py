@@ -506,11 +506,15 @@ def test_limit_info_updates_api_usage(emulator: SalesforceEmulator) -> None:
 
 
 def _rest_as_csv_rows(records: list[dict[str, Any]], fields: list[str]) -> list[dict[str, str]]:
+    """REST values as Bulk 2.0 CSV writes them: datetimes in UTC with a Z, nulls empty."""
+
     def cell(value: Any) -> str:
         if value is None:
             return ""
         if isinstance(value, bool):
             return "true" if value else "false"
+        if isinstance(value, str) and value.endswith("+0000"):
+            return value.removesuffix("+0000") + "Z"  # 2026-03-01T08:00:00.000Z
         return str(value)
 
     return [{f: cell(r[f]) for f in fields} for r in records]
@@ -530,6 +534,7 @@ def test_bulk2_query_matches_rest(emulator: SalesforceEmulator) -> None:
     rest = sf.query_all(soql)["records"]
     assert bulk_rows == _rest_as_csv_rows(rest, fields)
     assert any("'" in row["Name"] for row in bulk_rows)
+    assert all(row["SystemModstamp"].endswith("Z") for row in bulk_rows)
 
 
 def test_bulk2_job_lifecycle_and_csv(emulator: SalesforceEmulator) -> None:
@@ -544,6 +549,12 @@ def test_bulk2_job_lifecycle_and_csv(emulator: SalesforceEmulator) -> None:
     )
     assert created.status_code == 200 and created.json()["state"] == "UploadComplete"
     job_id = created.json()["id"]
+    # In progress for a moment (0.5 s by default), complete on a later poll.
+    info = session.get(f"{jobs}/{job_id}", headers=headers).json()
+    assert info["state"] == "InProgress"
+    early = session.get(f"{jobs}/{job_id}/results", headers=headers)
+    assert early.status_code == 400 and early.json()[0]["errorCode"] == "INVALIDJOB"
+    time.sleep(0.6)
     info = session.get(f"{jobs}/{job_id}", headers=headers).json()
     assert info["state"] == "JobComplete" and info["numberRecordsProcessed"] == 3
     results = session.get(f"{jobs}/{job_id}/results", headers=headers, params={"maxRecords": 2})

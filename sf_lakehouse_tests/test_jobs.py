@@ -9,6 +9,7 @@ import dagster as dg
 
 from sf_lakehouse.config import resolve_settings
 from sf_lakehouse.definitions import build_definitions
+from sf_lakehouse.defs.checks import FULL_CHECKS_JOB_NAME
 from sf_lakehouse.defs.jobs import MAINTENANCE_JOB_NAME, PIPELINE_JOB_NAME, maintained_tables
 from sf_lakehouse.defs.sensors import CHANGE_SENSOR_NAME, FAILURE_SENSOR_NAME, FRESHNESS_SENSOR_NAME
 
@@ -20,6 +21,7 @@ def test_one_pipeline_job_over_all_objects_and_one_per_object(tmp_path: Path) ->
     assert names == {
         PIPELINE_JOB_NAME,
         MAINTENANCE_JOB_NAME,
+        FULL_CHECKS_JOB_NAME,
         "sf_user_pipeline",
         "sf_account_pipeline",
         "sf_opportunity_pipeline",

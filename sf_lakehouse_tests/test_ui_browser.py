@@ -218,7 +218,7 @@ def walk_through_the_ui(server: DagsterDev, page: Page, shots: Path) -> list[Pat
     # 1. The asset graph, nothing materialized yet.
     page.goto(graph_url)
     expect(page.get_by_role("button", name="Materialize all")).to_be_enabled(timeout=UI_TIMEOUT_MS)
-    for name in ("sf_user", "dim_sf_user_scd"):
+    for name in ("sf_user", "dim_sf_user_scd", "sf_account", "dim_sf_opportunity_scd"):
         expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(page.get_by_text("Loading...")).to_have_count(0, timeout=UI_TIMEOUT_MS)
     taken.append(screenshot(page, shots, "01-asset-graph"))
@@ -261,7 +261,7 @@ def walk_through_the_ui(server: DagsterDev, page: Page, shots: Path) -> list[Pat
     # 6. The graph again: every asset materialized, its checks passed.
     page.goto(graph_url)
     expect(page.get_by_text("Loading...")).to_have_count(0, timeout=UI_TIMEOUT_MS)
-    expect(page.get_by_text(f"{len(dim_checks)} / {len(dim_checks)} Passed")).to_be_visible(
+    expect(page.get_by_text(f"{len(dim_checks)} / {len(dim_checks)} Passed").first).to_be_visible(
         timeout=UI_TIMEOUT_MS
     )
     expect(page.get_by_text("Materialized", exact=True)).to_have_count(len(checks))

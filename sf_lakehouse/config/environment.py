@@ -94,11 +94,30 @@ class Extraction(StrictModel):
 
 class SalesforceApi(StrictModel):
     api_version: str = Field(pattern=r"^\d+\.\d$")
+    # Every HTTP call (login, query, describe, Bulk) gives up after this many seconds of silence.
+    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # Transient failures (resets, timeouts, 5xx, rate limits) are retried this many times.
+    max_retries: int = Field(default=5, ge=0, le=20)
+    retry_base_seconds: float = Field(default=1.0, gt=0, le=600)
+    retry_max_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # REQUEST_LIMIT_EXCEEDED backs off from this instead of retry_base_seconds.
+    rate_limit_retry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Stop a run before the org's daily API usage passes this share of its limit.
+    max_api_usage_share: float = Field(default=0.9, gt=0, le=1)
+    # Bulk API 2.0 jobs: poll at most this far apart, abort and fail after this long.
+    bulk_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    bulk_max_wait_seconds: float = Field(default=1800.0, gt=0, le=86400)
 
     @field_validator("api_version", mode="before")
     @classmethod
     def _as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SalesforceApi:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("retry_max_seconds must be at least retry_base_seconds")
+        return self
 
 
 class SalesforceAuth(StrictModel):

@@ -88,6 +88,15 @@ class FreshnessWindows(StrictModel):
 class ExtractionOptions(StrictModel):
     # Salesforce accepts REST batch sizes from 200 to 2,000 records.
     page_size: int = Field(default=2000, ge=200, le=2000)
+    # auto: Bulk API 2.0 when a COUNT() of what the run reads reaches bulk_threshold, else
+    # REST; rest / bulk force one.
+    api: Literal["auto", "rest", "bulk"] = "auto"
+    bulk_threshold: int = Field(default=10_000, ge=0, description="0: always Bulk (api auto)")
+    # Records per Bulk result page (maxRecords): the most the client holds at once.
+    bulk_page_size: int = Field(default=50_000, ge=100, le=1_000_000)
+    # A value that does not convert to its column's type: reject the record into
+    # sf_<object>_rejects, or fail the run naming the record, field and value.
+    on_conversion_error: Literal["reject", "fail"] = "reject"
 
 
 class ObjectSpec(StrictModel):

@@ -2,6 +2,12 @@
 the dimension hold the SCD2 rule? Each evaluation is a pure function over Arrow tables (so tests
 can feed it crafted bad data); the Dagster checks only load the tables and report.
 
+A run checks what it changed: the raw checks look at the records the run appended, the
+dimension checks at the records its build rewrote (all of each record's rows, so the check is
+exact for them), so a check's cost follows the change, not the history. The full variant reads
+whole tables: after a full rebuild, and on demand (the job `salesforce_full_checks`, or any run
+tagged `sf_lakehouse/checks: full`).
+
 The dbt tests of each dimension check its invariants (unique scd_id, one current row per record,
 contiguous intervals, effective_to after effective_from); these checks add what SQL on the
 dimension alone cannot see: the raw table's health, and the dimension against the raw rows.
@@ -28,10 +34,13 @@ from dagster import (
 from pyiceberg.table import Table
 
 from sf_lakehouse.config import ObjectSpec
+from sf_lakehouse.lakehouse.increments import last_build_keys, latest_append_ids, rows_of
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.scd2_rule import comparable, expected_dimension
 
 EXAMPLES = 5
+FULL_CHECKS_TAG = "sf_lakehouse/checks"
+FULL_CHECKS_JOB_NAME = "salesforce_full_checks"
 
 
 @dataclass(frozen=True)
@@ -186,33 +195,40 @@ def _snapshot_row_counts(table: Table) -> list[int]:
     return counts
 
 
-RawCheck = Callable[[Table], Outcome]
+RawCheck = Callable[[Table, "set[str] | None"], Outcome]
 DimensionCheck = Callable[[pa.Table, pa.Table], Outcome]
 
 
+def _raw_rows(table: Table, ids: set[str] | None, columns: tuple[str, ...]) -> pa.Table:
+    """The given records' rows (all of them), or the whole table when `ids` is None."""
+    if ids is None:
+        return table.scan(selected_fields=columns).to_arrow()
+    return rows_of(table, "id", ids).select(list(columns))
+
+
 def raw_checks(spec: ObjectSpec) -> dict[str, tuple[str, RawCheck]]:
-    """Check name -> (description, evaluation) of one object's raw table."""
+    """Check name -> (description, evaluation over the table and the records to look at)."""
     return {
         "raw_versions_are_unique": (
             "No (id, systemmodstamp) version is stored twice.",
-            lambda t: raw_versions_unique(
-                t.scan(selected_fields=("id", "systemmodstamp")).to_arrow(),
+            lambda t, ids: raw_versions_unique(
+                _raw_rows(t, ids, ("id", "systemmodstamp")),
                 repair=f"sf-lakehouse repair --object {spec.api_name}",
             ),
         ),
         f"raw_ids_are_18_character_{spec.name}_ids": (
             f"Every id is an 18-character Salesforce {spec.api_name} id (prefix {spec.id_prefix}).",
-            lambda t: raw_ids_have_prefix(
-                t.scan(selected_fields=("id",)).to_arrow(), spec.api_name, spec.id_prefix
+            lambda t, ids: raw_ids_have_prefix(
+                _raw_rows(t, ids, ("id",)), spec.api_name, spec.id_prefix
             ),
         ),
         "raw_tracked_fields_exist": (
             "The fields the dimension tracks are columns of the raw table.",
-            lambda t: raw_tracked_fields_exist(t.schema().as_arrow(), spec.track),
+            lambda t, ids: raw_tracked_fields_exist(t.schema().as_arrow(), spec.track),
         ),
         "raw_row_count_never_drops": (
             "The append-only raw table never loses rows between snapshots.",
-            lambda t: raw_row_count_never_drops(_snapshot_row_counts(t)),
+            lambda t, ids: raw_row_count_never_drops(_snapshot_row_counts(t)),
         ),
     }
 
@@ -230,6 +246,10 @@ def dimension_checks(spec: ObjectSpec) -> dict[str, tuple[str, DimensionCheck]]:
             lambda raw, dim: dimension_matches_rule(raw, dim, spec),
         ),
     }
+
+
+def wants_full_checks(context: AssetCheckExecutionContext) -> bool:
+    return context.run.tags.get(FULL_CHECKS_TAG) == "full"
 
 
 def build_checks(spec: ObjectSpec) -> list[AssetChecksDefinition]:
@@ -252,8 +272,10 @@ def build_checks(spec: ObjectSpec) -> list[AssetChecksDefinition]:
         context: AssetCheckExecutionContext, lakehouse: LakehouseResource
     ) -> Iterator[AssetCheckResult]:
         table = lakehouse.require_table(raw_key.path)
+        ids = None if wants_full_checks(context) else latest_append_ids(table)
+        scope = _scope(ids)
         for name, (_, evaluate) in raw_evaluations.items():
-            yield _result(evaluate(table), name, raw_key)
+            yield _result(evaluate(table, ids), name, raw_key, scope)
 
     @multi_asset_check(
         name=f"sf_{spec.name}_dimension_checks",
@@ -265,20 +287,30 @@ def build_checks(spec: ObjectSpec) -> list[AssetChecksDefinition]:
     def dimension_table_checks(
         context: AssetCheckExecutionContext, lakehouse: LakehouseResource
     ) -> Iterator[AssetCheckResult]:
-        raw = lakehouse.require_table(raw_key.path).scan().to_arrow()
-        dim = lakehouse.require_table(dim_key.path).scan().to_arrow()
+        raw_table = lakehouse.require_table(raw_key.path)
+        dim_table = lakehouse.require_table(dim_key.path)
+        keys = None if wants_full_checks(context) else last_build_keys(dim_table, raw_table)
+        if keys is None:
+            raw, dim = raw_table.scan().to_arrow(), dim_table.scan().to_arrow()
+        else:
+            raw, dim = rows_of(raw_table, "id", keys), rows_of(dim_table, spec.key_column, keys)
+        scope = _scope(keys)
         for name, (_, evaluate) in dimension_evaluations.items():
-            yield _result(evaluate(raw, dim), name, dim_key)
+            yield _result(evaluate(raw, dim), name, dim_key, scope)
 
     return [raw_table_checks, dimension_table_checks]
 
 
-def _result(outcome: Outcome, name: str, asset_key: AssetKey) -> AssetCheckResult:
+def _scope(ids: set[str] | None) -> str:
+    return "whole table" if ids is None else f"{len(ids)} records changed in this run"
+
+
+def _result(outcome: Outcome, name: str, asset_key: AssetKey, scope: str) -> AssetCheckResult:
     return AssetCheckResult(
         check_name=name,
         asset_key=asset_key,
         passed=outcome.passed,
         severity=AssetCheckSeverity.ERROR,
         description=outcome.summary,
-        metadata={"summary": outcome.summary, **outcome.metadata},
+        metadata={"summary": outcome.summary, "checked": scope, **outcome.metadata},
     )

@@ -1,6 +1,9 @@
 """The dbt models as assets downstream of the raw tables; dbt tests become asset checks."""
 
+import os
+import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,12 @@ from dagster_dbt import (
 
 from sf_lakehouse.config import DBT_PROJECT_DIR, ObjectSpec
 from sf_lakehouse.config.objects import CURATED_PREFIX, STAGING_PREFIX
+from sf_lakehouse.dbt_models import code_version
 from sf_lakehouse.defs import CURATED_GROUP, OWNERS, freshness_policy
 from sf_lakehouse.defs.dimension_changes import change_metadata
 from sf_lakehouse.defs.pools import DBT_POOL
 from sf_lakehouse.defs.resources import dbt_executable, dbt_vars_arg
+from sf_lakehouse.lakehouse.increments import CODE_VERSION_PROPERTY, snapshot_property
 from sf_lakehouse.lakehouse.io_manager import column_schema
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 
@@ -94,9 +99,34 @@ def dbt_project() -> DbtProject:
     return project
 
 
-def dbt_build_args(lakehouse: LakehouseResource) -> list[str]:
+FULL_REFRESH_TAG = "sf_lakehouse/full_refresh"
+
+
+def dbt_build_args(lakehouse: LakehouseResource, full_refresh: bool = False) -> list[str]:
     """`dbt build` for a pipeline run: unit tests belong to CI (pytest runs them), not to runs."""
-    return ["build", "--vars", dbt_vars_arg(lakehouse), "--exclude-resource-type", "unit_test"]
+    args = ["build", "--vars", dbt_vars_arg(lakehouse), "--exclude-resource-type", "unit_test"]
+    return [*args, "--full-refresh"] if full_refresh else args
+
+
+def stale_dimensions(lakehouse: LakehouseResource, specs: Sequence[ObjectSpec]) -> list[str]:
+    """Dimensions built by other model code than today's (on Athena; the DuckDB plugin checks
+    this itself): they must be rebuilt in full."""
+    stale = []
+    for spec in specs:
+        table = lakehouse.load_table(spec.dimension_asset_key)
+        if table is not None and snapshot_property(table, CODE_VERSION_PROPERTY) != code_version(
+            spec
+        ):
+            stale.append(spec.dimension_model)
+    return stale
+
+
+def record_code_versions(lakehouse: LakehouseResource, specs: Sequence[ObjectSpec]) -> None:
+    for spec in specs:
+        table = lakehouse.load_table(spec.dimension_asset_key)
+        if table is not None:
+            with table.transaction() as tx:
+                tx.set_properties({CODE_VERSION_PROPERTY: code_version(spec)})
 
 
 def _column_descriptions(context: AssetExecutionContext, key: AssetKey) -> dict[str, str]:
@@ -121,7 +151,25 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
     def sf_lakehouse_dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, lakehouse: LakehouseResource
     ) -> Iterator[Any]:
-        for event in dbt.cli(dbt_build_args(lakehouse), context=context).stream():
+        # Each dimension's snapshot before the build: a build that changed nothing says so.
+        before = {}
+        for key in spec_of_dimension:
+            table = lakehouse.load_table(key.path)
+            snapshot = table.current_snapshot() if table is not None else None
+            before[key] = snapshot.snapshot_id if snapshot is not None else None
+        selected = [
+            spec for key, spec in spec_of_dimension.items() if key in context.selected_asset_keys
+        ]
+        on_athena = lakehouse.environment != "local"
+        full_refresh = context.run.tags.get(FULL_REFRESH_TAG) == "true"
+        if on_athena and not full_refresh and (stale := stale_dimensions(lakehouse, selected)):
+            context.log.info(f"{', '.join(stale)} built by other model code: full refresh")
+            full_refresh = True
+        target_path = invocation_target_path(lakehouse, context.run.run_id)
+        invocation = dbt.cli(
+            dbt_build_args(lakehouse, full_refresh), context=context, target_path=target_path
+        )
+        for event in invocation.stream():
             if isinstance(event, Output):
                 key = context.asset_key_for_output(event.output_name)
                 spec = spec_of_dimension.get(key)
@@ -132,9 +180,48 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
                             "dagster/column_schema": column_schema(
                                 table, _column_descriptions(context, key)
                             ),
-                            **change_metadata(table, spec),
+                            **change_metadata(
+                                table,
+                                spec,
+                                lakehouse.load_table(spec.raw_asset_key),
+                                before.get(key),
+                            ),
                         }
                         event = event.with_metadata({**event.metadata, **extra})
             yield event
+        keep_partial_parse(lakehouse, target_path)
+        if on_athena:
+            record_code_versions(lakehouse, selected)
 
     return sf_lakehouse_dbt_models
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def _dbt_state_dir(lakehouse: LakehouseResource) -> Path:
+    return Path(lakehouse.lakehouse_home) / "dbt_target"
+
+
+def invocation_target_path(lakehouse: LakehouseResource, run_id: str) -> Path:
+    """A fresh dbt target folder for one invocation, seeded with the partial-parse state the
+    previous build left for this lakehouse: dbt then skips re-parsing the project (several
+    seconds per run), which it must otherwise do because the run's vars differ from the vars
+    the shipped manifest was parsed with."""
+    target = _dbt_state_dir(lakehouse) / f"{run_id[:8]}-{uuid.uuid4().hex[:6]}"
+    target.mkdir(parents=True, exist_ok=True)
+    seed = _dbt_state_dir(lakehouse) / PARTIAL_PARSE_FILE
+    if seed.is_file():
+        shutil.copyfile(seed, target / PARTIAL_PARSE_FILE)
+    return target
+
+
+def keep_partial_parse(lakehouse: LakehouseResource, target_path: Path) -> None:
+    """Keep the invocation's partial-parse state for the next run; the folder itself goes (it
+    holds this run's artifacts, already reported to Dagster)."""
+    produced = target_path / PARTIAL_PARSE_FILE
+    if produced.is_file():
+        staged = _dbt_state_dir(lakehouse) / f".{PARTIAL_PARSE_FILE}.{uuid.uuid4().hex[:6]}"
+        shutil.copyfile(produced, staged)
+        os.replace(staged, _dbt_state_dir(lakehouse) / PARTIAL_PARSE_FILE)
+    shutil.rmtree(target_path, ignore_errors=True)

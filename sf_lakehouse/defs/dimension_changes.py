@@ -1,29 +1,46 @@
-"""What a rebuild of the dimension changed, as metadata the UI plots and previews."""
+"""What a build of a dimension changed, as metadata the UI plots and previews; after an
+incremental build only the rebuilt records are read."""
 
 from typing import Any
 
-import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import MetadataValue
+from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
 from sf_lakehouse.config import ObjectSpec
+from sf_lakehouse.lakehouse.increments import last_build_keys
 from sf_lakehouse.lakehouse.tables import state_before_last_write
 
 PREVIEW_ROWS = 10
 
 
-def _rows(table: Table, snapshot_id: int | None) -> pa.Table:
-    return table.scan(snapshot_id=snapshot_id).to_arrow()
+def _rows(table: Table, snapshot_id: int | None, where: Any = None) -> list[dict[str, Any]]:
+    if snapshot_id is None:
+        return []
+    if where is None:
+        return table.scan(snapshot_id=snapshot_id).to_arrow().to_pylist()
+    return table.scan(snapshot_id=snapshot_id, row_filter=where).to_arrow().to_pylist()
 
 
-def change_metadata(table: Table, spec: ObjectSpec) -> dict[str, Any]:
-    """Versions opened and closed by the latest write, compared with the state before it."""
+def change_metadata(
+    table: Table, spec: ObjectSpec, raw: Table | None = None, snapshot_before_run: Any = ()
+) -> dict[str, Any]:
+    """Versions opened and closed by this run's write, compared with the state before it. After
+    an incremental build only the rebuilt records are read; `snapshot_before_run` (the table's
+    snapshot id when the run's build started) tells a run that wrote nothing."""
     snapshot = table.current_snapshot()
     if snapshot is None:
         return {}
-    current = _rows(table, snapshot.snapshot_id).to_pylist()
-    before = state_before_last_write(table)
-    previous_rows = _rows(table, before).to_pylist() if before is not None else []
+    keys = last_build_keys(table, raw) if raw is not None else None
+    where = In(spec.key_column, sorted(keys)) if keys else None
+    wrote = snapshot_before_run == () or snapshot.snapshot_id != snapshot_before_run
+    if not wrote or keys == set():
+        current: list[dict[str, Any]] = []
+        previous_rows: list[dict[str, Any]] = []
+    else:
+        current = _rows(table, snapshot.snapshot_id, where)
+        previous_rows = _rows(table, state_before_last_write(table), where)
     previous = {r["scd_id"]: r["is_current"] for r in previous_rows}
     opened = [r for r in current if r["scd_id"] not in previous]
     closed = [r for r in current if not r["is_current"] and previous.get(r["scd_id"]) is True]
@@ -35,10 +52,13 @@ def change_metadata(table: Table, spec: ObjectSpec) -> dict[str, Any]:
         *(("is_deleted",) if spec.deletions else ()),
         "effective_from",
     ]
+    flags = table.scan(selected_fields=("is_current",)).to_arrow().column("is_current")
+    current_rows = int(pc.sum(flags).as_py() or 0)
     return {
-        "dimension_rows": len(current),
-        "current_rows": sum(1 for r in current if r["is_current"]),
-        "historical_rows": sum(1 for r in current if not r["is_current"]),
+        "dimension_rows": len(flags),
+        "current_rows": current_rows,
+        "historical_rows": len(flags) - current_rows,
+        "records_rebuilt": len(keys) if keys is not None else current_rows,
         "versions_opened": len(opened),
         "versions_closed": len(closed),
         "latest_changes": MetadataValue.md(

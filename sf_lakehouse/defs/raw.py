@@ -24,9 +24,10 @@ from dagster_aws.pipes import PipesGlueClient
 from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
 from sf_lakehouse.defs.pools import raw_pool
-from sf_lakehouse.extraction import extract_increment
+from sf_lakehouse.extraction import extract_increment, rejects_identifier, write_rejects
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
+from sf_lakehouse.salesforce.client import client_policy, connect
 from sf_lakehouse.salesforce.resource import SalesforceResource
 
 
@@ -87,7 +88,8 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         salesforce: SalesforceResource,
         lakehouse: LakehouseResource,
     ) -> Output[pa.Table]:
-        client = salesforce.connect()
+        # The environment's timeouts, retries and API quota guard (`salesforce.*`).
+        client = connect(salesforce.connection_settings().replace(policy=client_policy(settings)))
         increment = extract_increment(
             client,
             lakehouse.load_table(spec.raw_asset_key),
@@ -96,9 +98,19 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
             extracted_at=dt.datetime.now(dt.UTC),
         )
         context.log.info(increment.summary())
-        return Output(
-            increment.rows, metadata=dagster_metadata(increment.metadata(client.api_usage))
-        )
+        metadata = increment.metadata(client.api_usage)
+        if increment.rejected:
+            # Written before the rows (the IO manager appends those after this returns): a
+            # re-run after a failed append records them again under its own run id.
+            rejects_table = rejects_identifier(settings.raw_database, spec)
+            write_rejects(lakehouse.catalog(), rejects_table, increment.rejects)
+            first = increment.rejects.slice(0, 1).to_pylist()[0]
+            context.log.warning(
+                f"{increment.rejected} {spec.api_name} value(s) rejected into {rejects_table}; "
+                f"first: record {first['id']}: {first['reason']}"
+            )
+            metadata["rejects_table"] = rejects_table
+        return Output(increment.rows, metadata=dagster_metadata(metadata))
 
     return raw_records
 

@@ -73,6 +73,14 @@ class Authenticator:
         with self._lock:
             return scheme.lower() in ("bearer", "oauth") and token.strip() in self._sessions
 
+    def expire(self, authorization: str) -> bool:
+        """Invalidate the session of an ``Authorization`` header; whether it was live."""
+        token = authorization.partition(" ")[2].strip()
+        with self._lock:
+            live = token in self._sessions
+            self._sessions.discard(token)
+        return live
+
     def expire_all(self) -> int:
         """Invalidate every issued session; return how many there were."""
         with self._lock:

@@ -1,32 +1,50 @@
 """Bulk API 2.0 query jobs (``jobs/query``) for every object of the org.
 
-A job runs its query when it is created (a snapshot at the emulator's clock) and is complete
-by the time anyone asks. ``operation: query`` leaves deleted records out; ``queryAll`` includes
-them, with ``IsDeleted`` true. Results are CSV pages like Salesforce's: a header row, every
-value quoted, nulls empty, ``Sforce-Locator``/``Sforce-NumberOfRecords`` headers.
+A job is created ``UploadComplete`` and runs its query at once (a snapshot at the emulator's
+clock); polls of ``GET jobs/query/<id>`` see it ``InProgress`` for ``processing_seconds`` (wall
+clock, 0.5 s by default), then ``JobComplete`` (``Failed`` with an ``errorMessage`` under the
+``bulk_failed`` fault; ``InProgress`` for ever under ``bulk_stuck``). ``PATCH {"state":
+"Aborted"}`` aborts a job that has not finished. ``operation: query`` leaves deleted records out;
+``queryAll`` includes them, with ``IsDeleted`` true.
+
+Results: ``GET jobs/query/<id>/results[?maxRecords=N&locator=L]`` gives CSV pages (see
+``render.csv_page``) with ``Sforce-Locator`` (``null`` on the last page) and
+``Sforce-NumberOfRecords``; without ``maxRecords`` a page holds up to 100,000 records.
+
+SOQL that Bulk API 2.0 does not run (Salesforce's documentation: aggregate functions such as
+COUNT(), GROUP BY, OFFSET, TYPEOF, parent-to-child nested queries) is refused at creation with
+``400 [{"errorCode": "API_ERROR", "message": ...}]``; other query errors keep their REST codes
+(MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE); a bad job definition is ``INVALIDJOB``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from . import soql
+from .engine import Selection
+from .faults import Faults
 from .history import format_sf_datetime
 from .org import Org
+from .render import csv_page
 from .transport import Request, Response, error, json_response, not_found
 
-__all__ = ["BulkApi"]
+__all__ = ["BulkApi", "unsupported_in_bulk"]
 
 MAX_BULK_JOBS = 500
 DAILY_QUERY_JOBS = 10000
+DEFAULT_PAGE_RECORDS = 100_000
+FAILED_MESSAGE = "InternalServerError: the query job failed while processing. Retry the job."
 _DELIMITERS = {
     "COMMA": ",",
     "TAB": "\t",
@@ -36,42 +54,72 @@ _DELIMITERS = {
     "BACKQUOTE": "`",
 }
 _ID_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+_AGGREGATES = frozenset({"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"})
+_FINAL = frozenset({"JobComplete", "Failed", "Aborted"})
 
 
 @dataclass
 class _BulkJob:
     info: dict[str, Any]
-    fields: list[str]
-    records: list[dict[str, Any]]
+    selection: Selection
     delimiter: str
     line_ending: str
+    outcome: str  # the state the job reaches: JobComplete, Failed or InProgress (stuck)
+    done_at: float  # time.monotonic() when it gets there
 
 
-def _csv_cell(value: Any) -> str:
-    """RFC 4180 quoting like Bulk API 2.0 results: every value quoted, null left empty."""
-    if value is None:
-        return ""
-    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return '"' + text.replace('"', '""') + '"'
+def unsupported_in_bulk(text: str) -> soql.SoqlError | None:
+    """Salesforce's refusal of SOQL that Bulk API 2.0 query jobs do not support, if any."""
+    try:
+        tokens = soql.tokenize(text)
+    except soql.SoqlError:
+        return None  # the parser reports it as a MALFORMED_QUERY
+    for token, after in itertools.pairwise(tokens):
+        word = token.text.upper() if token.kind is soql.TokenKind.IDENT else ""
+        reason = None
+        if word in _AGGREGATES and after.kind is soql.TokenKind.LPAREN:
+            reason = f"Aggregate functions such as {word}() are not supported"
+        elif word == "GROUP" and after.is_keyword("BY"):
+            reason = "GROUP BY is not supported"
+        elif word == "OFFSET":
+            reason = "The OFFSET clause is not supported"
+        elif word == "TYPEOF":
+            reason = "TYPEOF is not supported"
+        elif token.kind is soql.TokenKind.LPAREN and after.is_keyword("SELECT"):
+            reason = "Parent-to-child relationship queries (nested SELECT) are not supported"
+        if reason is not None:
+            return soql.SoqlError("API_ERROR", f"{reason} in Bulk API 2.0 query jobs.")
+    return None
 
 
 class BulkApi:
-    """The ``jobs/query`` routes over an ``Org`` at the emulator's clock."""
+    """The ``jobs/query`` routes over an ``Org`` at the emulator's (visibility) clock."""
 
     def __init__(
-        self, org: Org, clock: Callable[[], datetime], user_id: str, api_version: str
+        self,
+        org: Org,
+        clock: Callable[[], datetime],
+        visible_clock: Callable[[], datetime],
+        user_id: str,
+        api_version: str,
+        faults: Faults,
+        processing_seconds: float = 0.5,
     ) -> None:
+        self.processing_seconds = processing_seconds
         self._org = org
         self._clock = clock
+        self._visible_clock = visible_clock
         self._user_id = user_id
         self._api_version = api_version
+        self._faults = faults
         self._lock = threading.Lock()
         self._jobs: dict[str, _BulkJob] = {}
+        self._created = 0
 
     @property
     def remaining_jobs(self) -> int:
         with self._lock:
-            return DAILY_QUERY_JOBS - len(self._jobs)
+            return max(DAILY_QUERY_JOBS - self._created, 0)
 
     def route(self, request: Request, version_part: str, rest: list[str]) -> Response:
         method = request.method
@@ -88,17 +136,47 @@ class BulkApi:
         if job is None:
             return not_found()
         if len(rest) == 1 and method == "GET":
-            return json_response(200, job.info)
+            return json_response(200, self._poll(job))
         if len(rest) == 1 and method == "DELETE":
             with self._lock:
                 self._jobs.pop(rest[0], None)
             return Response(204)
         if len(rest) == 1 and method == "PATCH":
-            # Query jobs finish at creation, so an abort request finds nothing to abort.
-            return json_response(200, job.info)
+            return self._abort(request, job)
         if rest[1:] == ["results"] and method == "GET":
             return self._results(request, job)
         return not_found()
+
+    def _poll(self, job: _BulkJob) -> dict[str, Any]:
+        """The job as this poll sees it: InProgress until its processing time is over."""
+        with self._lock:
+            info = job.info
+            if info["state"] not in _FINAL:
+                state = "InProgress" if time.monotonic() < job.done_at else job.outcome
+                info["state"] = state
+                info["systemModstamp"] = format_sf_datetime(self._clock())
+                if state == "JobComplete":
+                    info["numberRecordsProcessed"] = job.selection.total_size
+                    info["totalProcessingTime"] = 1
+                elif state == "Failed":
+                    info["errorMessage"] = FAILED_MESSAGE
+            return dict(info)
+
+    def _abort(self, request: Request, job: _BulkJob) -> Response:
+        try:
+            wanted = json.loads(request.body or b"{}").get("state")
+        except (ValueError, AttributeError):
+            wanted = None
+        if wanted != "Aborted":
+            return error(400, "INVALIDJOB", "A query job can only be set to the state Aborted.")
+        with self._lock:
+            state = job.info["state"]
+            if state in _FINAL:
+                return error(
+                    400, "INVALIDJOB", f"Job {job.info['id']} is {state}: it cannot be aborted."
+                )
+            job.info["state"] = "Aborted"
+            return json_response(200, dict(job.info))
 
     def _create(self, request: Request, version_part: str) -> Response:
         try:
@@ -114,16 +192,22 @@ class BulkApi:
         line_ending_name = payload.get("lineEnding") or "LF"
         if delimiter_name not in _DELIMITERS or line_ending_name not in ("LF", "CRLF"):
             return error(400, "INVALIDJOB", "Unsupported columnDelimiter or lineEnding.")
+        text = payload.get("query")
+        if not isinstance(text, str) or not text.strip():
+            return error(400, "INVALIDJOB", "A query job needs a SOQL 'query'.")
+        refused = unsupported_in_bulk(text)
+        if refused is not None:
+            return error(400, refused.error_code, refused.message)
         try:
-            spec, result = self._org.query(
-                str(payload.get("query") or ""),
-                self._clock(),
-                include_deleted=operation == "queryAll",
+            spec, selection = self._org.query(
+                text, self._visible_clock(), include_deleted=operation == "queryAll"
             )
         except soql.SoqlError as exc:
             return error(400, exc.error_code, exc.message)
-        if result.is_count:
-            return error(400, "INVALIDJOB", "Aggregate queries are not supported in Bulk API 2.0.")
+        fault = self._faults.fire(("bulk_failed", "bulk_stuck"), request.path)
+        outcome = {"bulk_failed": "Failed", "bulk_stuck": "InProgress"}.get(
+            fault.kind if fault else "", "JobComplete"
+        )
         job_id = "750" + "".join(secrets.choice(_ID_CHARS) for _ in range(15))
         created = format_sf_datetime(self._clock())
         info = {
@@ -137,32 +221,35 @@ class BulkApi:
             "concurrencyMode": "Parallel",
             "contentType": "CSV",
             "apiVersion": float(version_part.lstrip("v") or self._api_version),
+            "jobType": "V2Query",
             "lineEnding": line_ending_name,
             "columnDelimiter": delimiter_name,
+            "numberRecordsProcessed": 0,
+            "retries": 0,
+            "totalProcessingTime": 0,
         }
-        response = json_response(200, dict(info))
-        # The snapshot is taken now; the job is complete by the time anyone asks.
-        info.update(
-            state="JobComplete",
-            jobType="V2Query",
-            numberRecordsProcessed=len(result.records),
-            retries=0,
-            totalProcessingTime=1,
-        )
         with self._lock:
+            self._created += 1
             while len(self._jobs) >= MAX_BULK_JOBS:
                 del self._jobs[next(iter(self._jobs))]
             self._jobs[job_id] = _BulkJob(
                 info=info,
-                fields=[f.name for f in result.fields],
-                records=result.records,
+                selection=selection,
                 delimiter=_DELIMITERS[delimiter_name],
                 line_ending="\r\n" if line_ending_name == "CRLF" else "\n",
+                outcome=outcome,
+                done_at=time.monotonic() + self.processing_seconds,
             )
-        return response
+            return json_response(200, dict(info))
 
-    @staticmethod
-    def _results(request: Request, job: _BulkJob) -> Response:
+    def _results(self, request: Request, job: _BulkJob) -> Response:
+        with self._lock:
+            state = job.info["state"]
+        if state != "JobComplete":
+            return error(
+                400, "INVALIDJOB", f"Results are available once the job is JobComplete: {state}."
+            )
+        total = job.selection.total_size
         offset = 0
         locator = request.param("locator")
         if locator:
@@ -170,30 +257,26 @@ class BulkApi:
                 offset = int(base64.urlsafe_b64decode(locator + "=" * (-len(locator) % 4)))
             except (ValueError, binascii.Error):
                 offset = -1
-            if not 0 <= offset <= len(job.records):
+            if not 0 <= offset <= total:
                 return error(400, "INVALID_QUERY_LOCATOR", f"Invalid locator: {locator}")
         max_records = request.param("maxRecords")
         try:
-            page_size = int(max_records) if max_records else len(job.records) or 1
+            page_size = int(max_records) if max_records else DEFAULT_PAGE_RECORDS
         except ValueError:
             return error(400, "INVALIDJOB", "maxRecords must be a positive integer.")
         if page_size <= 0:
             return error(400, "INVALIDJOB", "maxRecords must be a positive integer.")
-        end = offset + page_size
-        page = job.records[offset:end]
-        lines = [job.delimiter.join(_csv_cell(name) for name in job.fields)]
-        lines.extend(
-            job.delimiter.join(_csv_cell(row[name]) for name in job.fields) for row in page
-        )
-        body = "".join(line + job.line_ending for line in lines).encode("utf-8")
+        end = min(offset + page_size, total)
+        malform = self._faults.malform(request.path)
+        body = csv_page(job.selection, offset, end, job.delimiter, job.line_ending, malform)
         next_locator = (
             base64.urlsafe_b64encode(str(end).encode()).decode().rstrip("=")
-            if end < len(job.records)
+            if end < total
             else "null"
         )
         return Response(
             200,
             body,
             "text/csv;charset=UTF-8",
-            {"Sforce-Locator": next_locator, "Sforce-NumberOfRecords": str(len(page))},
+            {"Sforce-Locator": next_locator, "Sforce-NumberOfRecords": str(end - offset)},
         )

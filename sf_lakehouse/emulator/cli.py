@@ -4,18 +4,21 @@ main CLI (``sf_lakehouse.cli``) mounts them with ``add_*_arguments`` / ``run_*_c
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from .history import HistoryError, load_history, parse_sf_datetime
+from .faults import FaultPlanError, Plan, parse_plan
+from .history import HistoryError, parse_sf_datetime
 from .server import SalesforceEmulator
-from .synthetic import generate_org, trait_summary, write_history
+from .synthetic import write_org
 
 __all__ = [
     "add_emulator_arguments",
@@ -63,18 +66,42 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="where to write the TLS files (default: a temporary directory)",
     )
+    parser.add_argument(
+        "--faults",
+        type=Path,
+        default=None,
+        metavar="PLAN.json",
+        help="start with this fault plan on (JSON, as PUT /_emulator/faults takes)",
+    )
+
+
+def _read_plan(path: Path) -> Plan:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FaultPlanError(f"{path}: cannot read the fault plan ({exc.strerror}).") from exc
+    except ValueError as exc:
+        raise FaultPlanError(f"{path}: not valid JSON ({exc}).") from exc
+    try:
+        return parse_plan(payload)
+    except FaultPlanError as exc:
+        raise FaultPlanError(f"{path}: {exc}") from exc
 
 
 def run_emulator_command(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM. Returns the process exit code."""
-    try:
-        history = load_history(args.history)
-    except HistoryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     temporary = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="sf-emulator-")) if temporary else args.workdir
-    emulator = SalesforceEmulator(history, workdir=workdir, port=args.port, now=args.now)
+    try:
+        plan = _read_plan(args.faults) if args.faults is not None else None
+        emulator = SalesforceEmulator(
+            args.history, workdir=workdir, port=args.port, now=args.now, faults=plan
+        )
+    except (HistoryError, FaultPlanError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if temporary:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 2
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -91,10 +118,13 @@ def run_emulator_command(args: argparse.Namespace) -> int:
             emulator.write_env_file(args.env_file)
         counts = ", ".join(f"{n} {name}" for name, n in emulator.org.record_counts().items())
         print(
-            f"Salesforce emulator serving {len(history)} record versions "
+            f"Salesforce emulator serving {emulator.org.version_count} record versions "
             f"({counts or 'no records'}) at {emulator.base_url}",
             flush=True,
         )
+        if plan is not None:
+            kinds = ", ".join(f.kind for f in plan.faults) or "none"
+            print(f"Fault plan on (seed {plan.seed}): {kinds}", flush=True)
         print(f"Clock: {emulator.now().isoformat()}" + ("" if args.now else " (wall clock)"))
         print(f"CA bundle: {emulator.ca_bundle}")
         if args.env_file is not None:
@@ -106,6 +136,10 @@ def run_emulator_command(args: argparse.Namespace) -> int:
         return 0
     finally:
         emulator.stop()
+        if emulator.faults.active:
+            injected = emulator.fault_report()["injected"]
+            text = ", ".join(f"{kind} {count}" for kind, count in injected.items()) or "none"
+            print(f"Faults injected: {text}", flush=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if temporary:
@@ -146,7 +180,9 @@ def run_generate_command(args: argparse.Namespace) -> int:
     if (args.accounts or 0) < 0 or (args.opportunities or 0) < 0:
         print("error: --accounts and --opportunities cannot be negative", file=sys.stderr)
         return 2
-    records = generate_org(
+    started = time.monotonic()
+    s = write_org(
+        args.output,
         users=args.users,
         seed=args.seed,
         start=args.start,
@@ -154,11 +190,10 @@ def run_generate_command(args: argparse.Namespace) -> int:
         accounts=args.accounts,
         opportunities=args.opportunities,
     )
-    write_history(records, args.output)
-    s = trait_summary(records)
     print(
         f"Wrote {s['versions']} versions of {s['users']} users, {s['accounts']} accounts and "
-        f"{s['opportunities']} opportunities to {args.output}"
+        f"{s['opportunities']} opportunities to {args.output} "
+        f"in {time.monotonic() - started:.1f} s"
     )
     print(
         f"Deletes/undeletes: accounts {s['account_deletions']}/{s['account_undeletes']}, "

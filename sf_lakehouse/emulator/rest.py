@@ -1,5 +1,10 @@
 """REST routes of the emulator: ``query``/``queryAll`` with ``nextRecordsUrl`` paging and
-``sobjects`` (the object list, describe, one record)."""
+``sobjects`` (the object list, describe, one record).
+
+A query's answer is kept as a ``Selection`` (row numbers into the org's columns) behind a cursor;
+each page renders only its own records. Pages are a snapshot: the clock moving on does not change
+an open cursor.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from . import soql
+from .engine import Selection
+from .faults import Faults
 from .objects import describe_field, object_summary
 from .org import Org
+from .render import json_records
 from .transport import Request, Response, error, json_response, not_found
 
-__all__ = ["RestApi"]
+__all__ = ["RestApi", "batch_size"]
 
 # Salesforce closes a user's oldest query cursors beyond a limit; be a little more generous.
 MAX_OPEN_CURSORS = 50
@@ -26,7 +34,7 @@ _LOCATOR_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
 
 @dataclass
 class _Cursor:
-    records: list[dict[str, Any]]
+    selection: Selection
     batch_size: int
 
 
@@ -44,22 +52,13 @@ def batch_size(request: Request) -> int:
     return DEFAULT_BATCH_SIZE
 
 
-def record_json(
-    version_part: str, object_name: str, row: dict[str, Any], record_id: str | None
-) -> dict[str, Any]:
-    """A record as the REST API returns it: ``attributes`` (type, url) first, then the fields."""
-    attributes = {"type": object_name}
-    if record_id:
-        attributes["url"] = f"/services/data/{version_part}/sobjects/{object_name}/{record_id}"
-    return {"attributes": attributes, **row}
-
-
 class RestApi:
-    """Query and sobjects routes over an ``Org`` at the emulator's clock."""
+    """Query and sobjects routes over an ``Org`` at the emulator's (visibility) clock."""
 
-    def __init__(self, org: Org, clock: Callable[[], datetime]) -> None:
+    def __init__(self, org: Org, clock: Callable[[], datetime], faults: Faults) -> None:
         self._org = org
         self._clock = clock
+        self._faults = faults
         self._lock = threading.Lock()
         self._cursors: dict[str, _Cursor] = {}
 
@@ -71,43 +70,62 @@ class RestApi:
         if not text:
             return error(400, "MALFORMED_QUERY", "A query string has to be specified")
         try:
-            spec, result = self._org.query(text, self._clock(), include_deleted=head == "queryAll")
+            _, selection = self._org.query(text, self._clock(), include_deleted=head == "queryAll")
         except soql.SoqlError as exc:
             return error(400, exc.error_code, exc.message)
-        if result.is_count:
-            return json_response(200, {"totalSize": result.total_size, "done": True, "records": []})
-        records = [
-            record_json(version_part, spec.name, row, record_id)
-            for row, record_id in zip(result.records, result.ids, strict=True)
-        ]
-        cursor = _Cursor(records, batch_size(request))
+        if selection.is_count:
+            return json_response(
+                200, {"totalSize": selection.total_size, "done": True, "records": []}
+            )
+        cursor = _Cursor(selection, batch_size(request))
         locator = None
-        if len(records) > cursor.batch_size:
+        if selection.total_size > cursor.batch_size:
             locator = "01g" + "".join(secrets.choice(_LOCATOR_CHARS) for _ in range(15))
             with self._lock:
                 self._cursors[locator] = cursor
                 while len(self._cursors) > MAX_OPEN_CURSORS:
                     del self._cursors[next(iter(self._cursors))]  # the oldest goes first
-        return self._page(version_part, head, locator, cursor, 0)
+        return self._page(request, version_part, head, locator, cursor, 0)
 
-    def query_more(self, version_part: str, head: str, identifier: str) -> Response:
+    def query_more(
+        self, request: Request, version_part: str, head: str, identifier: str
+    ) -> Response:
         """``GET query/<locator>-<offset>``: the next page of an open cursor."""
         locator, _, offset_text = identifier.rpartition("-")
         with self._lock:
             cursor = self._cursors.get(locator)
-        if cursor is None or not offset_text.isdigit() or int(offset_text) > len(cursor.records):
+        invalid = (
+            cursor is None
+            or not offset_text.isdigit()
+            or int(offset_text) > cursor.selection.total_size
+        )
+        if not invalid and self._faults.fire(("invalid_locator",), request.path):
+            with self._lock:  # the fault is real: the cursor is gone, as on Salesforce
+                self._cursors.pop(locator, None)
+            invalid = True
+        if invalid:
             return error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        return self._page(version_part, head, locator, cursor, int(offset_text))
+        assert cursor is not None
+        return self._page(request, version_part, head, locator, cursor, int(offset_text))
 
-    @staticmethod
     def _page(
-        version_part: str, head: str, locator: str | None, cursor: _Cursor, offset: int
+        self,
+        request: Request,
+        version_part: str,
+        head: str,
+        locator: str | None,
+        cursor: _Cursor,
+        offset: int,
     ) -> Response:
-        end = offset + cursor.batch_size
+        total = cursor.selection.total_size
+        end = min(offset + cursor.batch_size, total)
+        records = json_records(
+            cursor.selection, offset, end, version_part, self._faults.malform(request.path)
+        )
         payload: dict[str, Any] = {
-            "totalSize": len(cursor.records),
-            "done": locator is None or end >= len(cursor.records),
-            "records": cursor.records[offset:end],
+            "totalSize": total,
+            "done": locator is None or end >= total,
+            "records": records,
         }
         if not payload["done"]:
             payload["nextRecordsUrl"] = f"/services/data/{version_part}/{head}/{locator}-{end}"
@@ -115,7 +133,7 @@ class RestApi:
 
     # --- sobjects ------------------------------------------------------------------------
 
-    def sobjects(self, version_part: str, rest: list[str]) -> Response:
+    def sobjects(self, request: Request, version_part: str, rest: list[str]) -> Response:
         """``sobjects``, ``sobjects/<Object>``, ``.../describe`` and ``.../<Id>``."""
         if not rest:
             return json_response(
@@ -144,12 +162,13 @@ class RestApi:
                 },
             )
         if len(rest) == 2:
-            record = self._org.record(spec.name, rest[1], now)
-            if record is None:
+            selection = self._org.record(spec.name, rest[1], now)
+            if selection is None:
                 return not_found()
-            if record.get("IsDeleted") is True:
+            deleted = selection.history.column("IsDeleted", selection.rows).to_pylist()[0]
+            if deleted is True:
                 return error(404, "ENTITY_IS_DELETED", "entity is deleted")
-            schema = self._org.schema(spec.name, now)
-            row = {f.name: soql.json_value(record.get(f.name), f.type) for f in schema.fields}
-            return json_response(200, record_json(version_part, spec.name, row, record["Id"]))
+            malform = self._faults.malform(request.path)
+            (record,) = json_records(selection, 0, 1, version_part, malform)
+            return json_response(200, record)
         return not_found()

@@ -18,12 +18,14 @@ import json
 import os
 import ssl
 import threading
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .auth import Authenticator, EmulatorCredentials
 from .bulk import BulkApi
+from .faults import LOGIN_PREFIXES, FaultPlanError, Faults, Plan, error_response, parse_plan
 from .history import format_sf_datetime, parse_sf_datetime
 from .org import Org
 from .rest import RestApi
@@ -39,13 +41,14 @@ DEFAULT_CREDENTIALS = EmulatorCredentials()
 class SalesforceEmulator:
     """A Salesforce org holding the records of a history, behind real HTTPS.
 
-    ``history`` is a list of versions in the history-file format (see ``history.py``); it is
-    validated like a file (``HistoryError`` names the offending record).
+    ``history`` is a history file (a path: read in columns, line by line errors), an ``Org``, or
+    versions in the history-file format (see ``history.py``), validated like a file
+    (``HistoryError`` names the offending record). ``faults`` is a fault plan (see ``faults``).
     """
 
     def __init__(
         self,
-        history: list[dict[str, Any]],
+        history: Iterable[dict[str, Any]] | Path | str | Org,
         *,
         workdir: Path,
         port: int = 0,
@@ -53,6 +56,8 @@ class SalesforceEmulator:
         credentials: EmulatorCredentials = DEFAULT_CREDENTIALS,
         api_version: str = "59.0",
         daily_api_limit: int = 15000,
+        faults: dict[str, Any] | Plan | None = None,
+        bulk_processing_seconds: float = 0.5,
     ) -> None:
         self.credentials = credentials
         self.api_version = api_version
@@ -62,12 +67,29 @@ class SalesforceEmulator:
         self._lock = threading.RLock()
         self._clock = self._normalize(now) if now is not None else None
 
-        self.org = Org(history)
+        if isinstance(history, Org):
+            self.org = history
+        elif isinstance(history, str | Path):
+            self.org = Org.from_file(Path(history))
+        else:
+            self.org = Org(history)
+        self.faults = Faults()
+        if faults is not None:
+            self.set_faults(faults)
+        self._stopping = threading.Event()
         self._org_id = salesforce_id("00D", 1)
         self._user_id = salesforce_id("005", 999_999)
         self._auth = Authenticator(credentials, self._org_id, self._user_id)
-        self._rest = RestApi(self.org, self.now)
-        self._bulk = BulkApi(self.org, self.now, self._user_id, api_version)
+        self._rest = RestApi(self.org, self.visible_now, self.faults)
+        self._bulk = BulkApi(
+            self.org,
+            self.now,
+            self.visible_now,
+            self._user_id,
+            api_version,
+            self.faults,
+            bulk_processing_seconds,
+        )
         self._api_calls = 0
         self._server: HTTPSServer | None = None
         self._thread: threading.Thread | None = None
@@ -84,7 +106,10 @@ class SalesforceEmulator:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(paths.certificate, paths.private_key)
         self._ca_bundle = paths.ca_bundle.resolve()
-        self._server = HTTPSServer(("127.0.0.1", self._requested_port), context, self._handle)
+        self._stopping.clear()
+        self._server = HTTPSServer(
+            ("127.0.0.1", self._requested_port), context, self._handle, clock=self.now
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -99,6 +124,7 @@ class SalesforceEmulator:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping.set()  # stalled requests give up
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -146,6 +172,28 @@ class SalesforceEmulator:
     def set_clock(self, now: datetime) -> None:
         with self._lock:
             self._clock = self._normalize(now)
+
+    def visible_now(self) -> datetime:
+        """The moment whose versions queries see: ``now``, minus a ``commit_lag`` fault's lag."""
+        lag = self.faults.commit_lag()
+        if not lag:
+            return self.now()
+        self.faults.count_lag()
+        return self.now() - timedelta(seconds=lag)
+
+    # --- faults --------------------------------------------------------------------------
+
+    def set_faults(self, plan: dict[str, Any] | Plan) -> None:
+        """Switch a fault plan on (``FaultPlanError`` if it is not valid); counts restart."""
+        self.faults.set(plan if isinstance(plan, Plan) else parse_plan(plan))
+
+    def clear_faults(self) -> dict[str, Any]:
+        """Switch faults off; return the plan that was on and how many faults it injected."""
+        return self.faults.clear()
+
+    def fault_report(self) -> dict[str, Any]:
+        """The plan and the number of faults injected per kind (``GET /_emulator/faults``)."""
+        return self.faults.report()
 
     def expire_sessions(self) -> None:
         """Invalidate every issued session: the next API call gets 401 INVALID_SESSION_ID."""
@@ -201,7 +249,32 @@ class SalesforceEmulator:
     def _handle(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]
         if parts[:1] == ["_emulator"]:
+            if request.client not in ("127.0.0.1", "::1"):
+                return error(403, "FORBIDDEN", "The control plane answers 127.0.0.1 only.")
             return self._control(request, parts[1:])
+        data_api = parts[:2] == ["services", "data"]
+        if not data_api and not request.path.startswith(LOGIN_PREFIXES):
+            return self._route(request, parts)
+        fault = self.faults.request_fault(request.path, data_api)
+        response: Response | None = None
+        if fault is not None and fault.kind == "stall":
+            if self._stopping.wait(fault.seconds) or fault.then == "close":
+                return Response(0, drop=True)
+        elif fault is not None and fault.kind != "reset":
+            if fault.kind == "session_expired":  # really expired: the client logs in again
+                self._auth.expire(request.headers.get("Authorization", ""))
+            response = error_response(fault)
+        if response is None:
+            response = self._route(request, parts)
+        if fault is not None and fault.kind == "reset":
+            response.truncate = True
+        if data_api and not response.content_type.startswith("text/html"):
+            response.headers["Sforce-Limit-Info"] = (
+                f"api-usage={self.api_calls}/{self.daily_api_limit}"
+            )
+        return response
+
+    def _route(self, request: Request, parts: list[str]) -> Response:
         if parts[:3] == ["services", "Soap", "u"] and len(parts) == 4:
             if request.method != "POST":
                 return error(405, "METHOD_NOT_ALLOWED", "Use POST for the SOAP login.")
@@ -226,9 +299,10 @@ class SalesforceEmulator:
         return not_found()
 
     def _control(self, request: Request, parts: list[str]) -> Response:
-        if parts == ["clock"] and request.method == "GET":
+        method = request.method
+        if parts == ["clock"] and method == "GET":
             return json_response(200, {"now": format_sf_datetime(self.now())})
-        if parts == ["clock"] and request.method == "PUT":
+        if parts == ["clock"] and method == "PUT":
             try:
                 payload = json.loads(request.body or b"{}")
                 moment = parse_sf_datetime(payload["now"])
@@ -238,9 +312,9 @@ class SalesforceEmulator:
                 )
             self.set_clock(moment)
             return json_response(200, {"now": format_sf_datetime(self.now())})
-        if parts == ["expire-sessions"] and request.method == "POST":
+        if parts == ["expire-sessions"] and method == "POST":
             return json_response(200, {"expired": self._auth.expire_all()})
-        if parts == ["stats"] and request.method == "GET":
+        if parts == ["stats"] and method == "GET":
             return json_response(
                 200,
                 {
@@ -249,17 +323,30 @@ class SalesforceEmulator:
                     "oauthLogins": self.oauth_logins,
                 },
             )
+        if parts == ["faults"]:
+            return self._faults_control(request)
         return not_found()
+
+    def _faults_control(self, request: Request) -> Response:
+        if request.method == "GET":
+            return json_response(200, self.fault_report())
+        if request.method == "DELETE":
+            return json_response(200, self.clear_faults())
+        if request.method != "PUT":
+            return error(405, "METHOD_NOT_ALLOWED", "Use GET, PUT or DELETE for the faults.")
+        try:
+            self.set_faults(json.loads(request.body or b"null"))
+        except ValueError as exc:  # FaultPlanError, or a body that is not JSON
+            message = str(exc) if isinstance(exc, FaultPlanError) else f"Not JSON: {exc}"
+            return error(400, "INVALID_FAULT_PLAN", message)
+        return json_response(200, self.fault_report())
 
     def _data_api(self, request: Request, version_part: str, rest: list[str]) -> Response:
         if not self._auth.is_valid(request.headers.get("Authorization", "")):
             return error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         with self._lock:
             self._api_calls += 1
-            used = self._api_calls
-        response = self._data_route(request, version_part, rest)
-        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{self.daily_api_limit}"
-        return response
+        return self._data_route(request, version_part, rest)
 
     def _data_route(self, request: Request, version_part: str, rest: list[str]) -> Response:
         method = request.method
@@ -268,9 +355,9 @@ class SalesforceEmulator:
             if len(rest) == 1:
                 return self._rest.query(request, version_part, head)
             if len(rest) == 2:
-                return self._rest.query_more(version_part, head, rest[1])
+                return self._rest.query_more(request, version_part, head, rest[1])
         if head == "sobjects" and method == "GET":
-            return self._rest.sobjects(version_part, rest[1:])
+            return self._rest.sobjects(request, version_part, rest[1:])
         if rest == ["limits"] and method == "GET":
             remaining = max(self.daily_api_limit - self.api_calls, 0)
             return json_response(

@@ -3,11 +3,17 @@
 The server knows nothing of Salesforce: it turns each HTTP request into a ``Request``, hands it
 to one function and writes the ``Response`` back. TLS handshakes happen in each connection's
 own thread, and ``close_connections`` drops kept-alive connections on stop.
+
+Two transport faults: a ``Response`` with ``drop`` closes the connection without answering; one
+with ``truncate`` sends its headers (the full ``Content-Length``) and part of its body, then
+closes the connection, as a reset in the middle of a body does. The ``Date`` header of every
+response comes from the server's ``clock`` (RFC 7231, e.g. ``Sun, 01 Mar 2026 08:00:00 GMT``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import logging
 import socket
@@ -15,6 +21,7 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +37,8 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json;charset=UTF-8"
     headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without an answer
+    truncate: bool = False  # send the headers and part of the body, then close
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class Request:
     params: dict[str, list[str]]
     headers: Mapping[str, str]
     body: bytes
+    client: str = "127.0.0.1"  # the peer's address
 
     def param(self, name: str) -> str | None:
         values = self.params.get(name)
@@ -66,9 +76,16 @@ class HTTPSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, app: Handler) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        context: ssl.SSLContext,
+        app: Handler,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.ssl_context = context
         self.app = app
+        self.clock = clock
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
@@ -113,6 +130,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # Request lines carry session ids and queries: never print them.
         return
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        clock = self.server.clock
+        if timestamp is not None or clock is None:
+            return super().date_time_string(timestamp)
+        return email.utils.format_datetime(clock(), usegmt=True)
+
+    def _hang_up(self) -> None:
+        """Close the connection at once (no TLS goodbye), as a dropped connection does."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
@@ -135,6 +166,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             params=parse_qs(url.query, keep_blank_values=True),
             headers=self.headers,
             body=self._read_body(),
+            client=str(self.client_address[0]),
         )
         try:
             response = self.server.app(request)
@@ -142,13 +174,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
             # The path only: query strings and bodies may hold queries or credentials.
             LOGGER.exception("emulator failed on %s %s", request.method, request.path)
             response = error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
+        if response.drop:
+            self._hang_up()
+            return
+        body = response.body
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Content-Length", str(max(len(body), 1 if response.truncate else 0)))
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD" and response.body:
-            self.wfile.write(response.body)
+        if response.truncate:
+            self.wfile.write(body[: len(body) // 2])
+            self._hang_up()
+            return
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch

@@ -7,11 +7,20 @@ Sources with `meta: {plugin: lakehouse}` are read from the catalog; models with
 `materialized='external', plugin='lakehouse'` are written to `<schema>.<identifier>` in it, laid
 out from the same model config that dbt-athena uses (`partitioned_by`, `write_compression`,
 `table_properties`), so the layout is declared once for both engines.
+
+The dimensions are maintained incrementally (rule 8): reading an object's raw source gives only
+the raw rows of the records that have rows appended since the dimension's last build (all of each
+such record's rows, so late and replayed rows are right), and storing the dimension replaces just
+those records' rows, in one Iceberg commit that also records the raw snapshot it was built from.
+A full rebuild happens on `dbt build --full-refresh`, on the first build, when the model or its
+macros changed (their hash is stored with the table), and when the raw snapshot it was built
+from is gone (expired); the result is the same table either way.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -19,11 +28,22 @@ import pyarrow.parquet as pq
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt.adapters.duckdb.utils import SourceConfig, TargetConfig
 
-from sf_lakehouse.config import resolve_settings
+from sf_lakehouse.config import ObjectSpec, Settings, resolve_settings
+from sf_lakehouse.dbt_models import code_version
+from sf_lakehouse.lakehouse.increments import (
+    BUILD_PROPERTY,
+    CODE_VERSION_PROPERTY,
+    PREVIOUS_RAW_SNAPSHOT_PROPERTY,
+    RAW_SNAPSHOT_PROPERTY,
+    ids_added_since,
+    rows_of,
+    snapshot_property,
+)
 from sf_lakehouse.lakehouse.tables import (
     PartitionField,
     TableLayout,
     ensure_table,
+    load_table_or_none,
     open_catalog,
     replace_rows,
 )
@@ -96,18 +116,72 @@ def drop_placeholder_row(data: pa.Table) -> pa.Table:
     return data
 
 
+@dataclass
+class DimensionBuild:
+    """What one run's read of a raw source decided for its dimension."""
+
+    spec: ObjectSpec
+    code_version: str
+    raw_snapshot_id: int | None
+    previous_raw_snapshot_id: int | None
+    touched: set[str] | None  # None: a full rebuild
+
+
+def _full_refresh_requested() -> bool:
+    from dbt.flags import get_flags
+
+    return bool(getattr(get_flags(), "FULL_REFRESH", False))
+
+
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
-        settings = resolve_settings(
+        self._settings: Settings = resolve_settings(
             plugin_config["environment"], home=plugin_config["lakehouse_home"]
         )
-        self._catalog = open_catalog(settings.catalog_properties())
+        self._catalog = open_catalog(self._settings.catalog_properties())
+        self._builds: dict[str, DimensionBuild] = {}
         # dbt-duckdb writes external models here before store() copies them into Iceberg.
-        (settings.home / "dbt_external").mkdir(parents=True, exist_ok=True)
+        (self._settings.home / "dbt_external").mkdir(parents=True, exist_ok=True)
+
+    def _spec_of_raw(self, table_name: str) -> ObjectSpec | None:
+        for spec in self._settings.objects:
+            if spec.raw_asset_key[-1] == table_name:
+                return spec
+        return None
 
     def load(self, source_config: SourceConfig) -> pa.Table:
         identifier = f"{source_config.schema}.{source_config.identifier}"
-        return self._catalog.load_table(identifier).scan().to_arrow()
+        raw = self._catalog.load_table(identifier)
+        spec = self._spec_of_raw(source_config.identifier)
+        if spec is None:
+            return raw.scan().to_arrow()
+        build = self._plan_build(spec, raw)
+        self._builds[self._settings.table_identifier(spec.dimension_asset_key)] = build
+        if build.touched is None:
+            return raw.scan().to_arrow()
+        return rows_of(raw, "id", build.touched)
+
+    def _plan_build(self, spec: ObjectSpec, raw: Any) -> DimensionBuild:
+        version = code_version(spec)
+        current = raw.current_snapshot()
+        raw_snapshot_id = current.snapshot_id if current is not None else None
+        dimension = load_table_or_none(
+            self._catalog, self._settings.table_identifier(spec.dimension_asset_key)
+        )
+        full = DimensionBuild(spec, version, raw_snapshot_id, None, None)
+        if dimension is None or _full_refresh_requested():
+            return full
+        if snapshot_property(dimension, CODE_VERSION_PROPERTY) != version:
+            return full
+        built_from = snapshot_property(dimension, RAW_SNAPSHOT_PROPERTY)
+        if not built_from:
+            return full
+        # "none": the raw table was still empty then, so everything in it now is new.
+        previous = None if built_from == "none" else int(built_from)
+        touched = ids_added_since(raw, previous)
+        if touched is None:
+            return full
+        return DimensionBuild(spec, version, raw_snapshot_id, previous, touched)
 
     def store(self, target_config: TargetConfig) -> None:
         if target_config.location is None:
@@ -117,7 +191,33 @@ class Plugin(BasePlugin):
         identifier = f"{relation.schema}.{relation.identifier}"
         layout = layout_from_model_config(target_config.config)
         table = ensure_table(self._catalog, identifier, data.schema, layout)
-        replace_rows(table, data)
+        build = self._builds.pop(identifier, None)
+        if build is None:
+            if any(
+                self._settings.table_identifier(s.dimension_asset_key) == identifier
+                for s in self._settings.objects
+            ):
+                # Its staging view would read whatever the last run loaded: never store that.
+                raise ValueError(
+                    f"{identifier} was built without reading its raw source in this run; "
+                    "build it with its staging model (dbt build --select +"
+                    + relation.identifier
+                    + ")"
+                )
+            replace_rows(table, data)
+            return
+        properties = {
+            RAW_SNAPSHOT_PROPERTY: str(build.raw_snapshot_id or "none"),
+            PREVIOUS_RAW_SNAPSHOT_PROPERTY: str(build.previous_raw_snapshot_id or "none"),
+            CODE_VERSION_PROPERTY: build.code_version,
+            BUILD_PROPERTY: "full" if build.touched is None else "incremental",
+        }
+        if build.touched is None:
+            replace_rows(table, data, properties)
+        elif build.touched:
+            replace_rows(table, data, properties, records=(build.spec.key_column, build.touched))
+        # No record changed: the table, and the raw snapshot it stands for, stay as they are
+        # (the next run reads what was appended since that snapshot).
 
     def default_materialization(self) -> str:
         return "table"

@@ -16,7 +16,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from pyiceberg.expressions import (
     And,
     BooleanExpression,
     GreaterThanOrEqual,
+    In,
     LessThanOrEqual,
 )
 from pyiceberg.partitioning import PartitionSpec
@@ -367,20 +368,37 @@ def append_rows(table: Table, data: pa.Table, unique_key: Sequence[str] | None =
     return _with_commit_retries(table, write)
 
 
-def replace_rows(table: Table, data: pa.Table) -> int:
-    """Replace the whole content in one commit (the dimension is rebuilt from the raw table).
+def replace_rows(
+    table: Table,
+    data: pa.Table,
+    properties: Mapping[str, str] | None = None,
+    *,
+    records: tuple[str, Collection[str]] | None = None,
+) -> int:
+    """Replace the whole content in one commit (a rebuild), or with `records` = (key column,
+    keys) only the rows of those records (an incremental build). `properties` go into the
+    table's properties and the snapshot summary of the same commit.
 
     Not retried on a lost race: the other writer's content may be newer than this one."""
     data = pa.Table.from_arrays(data.columns, schema=nullable_schema(data.schema))
     name = _table_name(table)
     with table.transaction() as tx:
         _evolve_schema(tx, data)
+        if properties:
+            tx.set_properties(dict(properties))
         # An overwrite commits a delete and an append snapshot; a shared id marks them as one
         # write, so readers can find the state before it.
-        tx.overwrite(
-            align_to_table(data, tx.table_metadata.schema().as_arrow(), name),
-            snapshot_properties={WRITE_ID_PROPERTY: uuid.uuid4().hex},
-        )
+        summary = {**(properties or {}), WRITE_ID_PROPERTY: uuid.uuid4().hex}
+        aligned = align_to_table(data, tx.table_metadata.schema().as_arrow(), name)
+        if records is None:
+            tx.overwrite(aligned, snapshot_properties=summary)
+        else:
+            key_column, keys = records
+            tx.overwrite(
+                aligned,
+                overwrite_filter=In(key_column, sorted(keys)),
+                snapshot_properties=summary,
+            )
         _before_commit(name)
     return data.num_rows
 

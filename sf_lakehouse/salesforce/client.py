@@ -1,367 +1,315 @@
 """Salesforce over simple-salesforce, without Dagster (the AWS Glue job imports this module).
 
-`ConnectionSettings` holds how to log in (username + password + security token, OAuth client
-credentials, or an existing session); `connect()` logs in and returns a `SalesforceClient` that
-pages through queries and counts the API calls a run made.
+`connect()` logs in and returns a `SalesforceClient`: REST pages (`query_pages`), Bulk API 2.0
+query jobs (`bulk_query`), `describe`, `count`. Every HTTP call has a timeout; transient failures
+are retried with backoff, an expired session logs in again (also in the middle of paging), and a
+quota guard stops before `max_api_usage_share` of the org's daily API limit. `stats()` says what
+happened (calls, retries, re-logins, bytes, the server's clock, the org's API usage).
+The connection settings (`ConnectionSettings`, SF_* variables, secrets) live in `connection`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
-import urllib.parse
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any, TypeVar
 
-import requests
-from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.bulk2 import SFBulk2Handler, _Bulk2Client
 
-from sf_lakehouse.config import Settings
+from sf_lakehouse.salesforce.bulk import BulkQuery
+from sf_lakehouse.salesforce.connection import (
+    AUTH_METHODS,
+    CONNECTION_FIELDS,
+    ENVIRONMENT_VARIABLES,
+    REFUSED_WITH_SECRET,
+    SECRET_FIELDS,
+    ConnectionSettings,
+    check_login_url,
+    client_policy,
+    connection_from_environment,
+    masked_value,
+    normalize_domain,
+    refuse_secret_overrides,
+    settings_from_environment,
+    with_secret_credentials,
+)
+from sf_lakehouse.salesforce.errors import ApiQuotaExceeded
+from sf_lakehouse.salesforce.http import LoginHostAdapter, ObservedSession, http_session
+from sf_lakehouse.salesforce.retry import (
+    CallCounters,
+    ClientPolicy,
+    Kind,
+    Verdict,
+    call_with_retries,
+    failure,
+)
 from sf_lakehouse.salesforce.types import SalesforceConfigError
 
-AUTH_METHODS = ("password", "client_credentials", "session")
-SECRET_FIELDS = frozenset({"password", "security_token", "client_secret", "session_id"})
+__all__ = [
+    "AUTH_METHODS",
+    "CONNECTION_FIELDS",
+    "ENVIRONMENT_VARIABLES",
+    "REFUSED_WITH_SECRET",
+    "SECRET_FIELDS",
+    "ClientPolicy",
+    "ConnectionSettings",
+    "SalesforceClient",
+    "check_login_url",
+    "client_policy",
+    "connect",
+    "connection_from_environment",
+    "masked_value",
+    "normalize_domain",
+    "refuse_secret_overrides",
+    "settings_from_environment",
+    "with_secret_credentials",
+]
 
-# Connection field -> environment variable (what `sf-lakehouse emulator --env-file` writes, and
-# what an operator exports for a real org).
-ENVIRONMENT_VARIABLES = {
-    "auth_method": "SF_AUTH_METHOD",
-    "login_url": "SF_LOGIN_URL",
-    "domain": "SF_DOMAIN",
-    "username": "SF_USERNAME",
-    "password": "SF_PASSWORD",
-    "security_token": "SF_SECURITY_TOKEN",
-    "client_id": "SF_CLIENT_ID",
-    "client_secret": "SF_CLIENT_SECRET",
-    "session_id": "SF_SESSION_ID",
-    "instance_url": "SF_INSTANCE_URL",
-    "ca_bundle": "SF_CA_BUNDLE",
-    "api_version": "SF_API_VERSION",
-}
-# What may still come from the environment when the credentials come from a secret.
-CONNECTION_FIELDS = frozenset({"api_version"})
-# Never from the environment when the credentials come from a secret: they would send the
-# secret's credentials to another server, or trust another server's certificate. The secret
-# itself may carry them (My Domain logins, the emulator in tests).
-REFUSED_WITH_SECRET = ("login_url", "ca_bundle")
-
-
-def masked_value(name: str, value: Any) -> str:
-    """`'***'` for a set secret field, the repr of anything else."""
-    return "'***'" if name in SECRET_FIELDS and value else repr(value)
-
-
-_DOMAIN_LABELS = re.compile(
-    r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
-)
-
-
-def normalize_domain(value: str, source: str = "domain (SF_DOMAIN)") -> str:
-    """simple-salesforce's `domain` (it logs in at `https://<domain>.salesforce.com`) from a
-    prefix (`login`, `test`, `acme.my`), a host name (`login.salesforce.com`,
-    `acme.my.salesforce.com`) or an `https://` URL of such a host."""
-    text = value.strip()
-    if "://" in text:
-        parsed = urllib.parse.urlsplit(text)
-        if parsed.scheme != "https":
-            raise SalesforceConfigError(
-                f"{source} is a {parsed.scheme}:// URL; Salesforce logins are https:// only "
-                "(e.g. https://acme.my.salesforce.com, or just acme.my)"
-            )
-        if parsed.path.strip("/") or parsed.query or parsed.port is not None:
-            raise SalesforceConfigError(
-                f"{source} must be a host, not a URL with a path or port; use e.g. acme.my "
-                "(for a server that is not *.salesforce.com, set login_url instead)"
-            )
-        text = parsed.hostname or ""
-    host = text.lower().rstrip(".")
-    if host.endswith(".salesforce.com"):
-        host = host.removesuffix(".salesforce.com")
-    if not host or host == "salesforce.com" or not _DOMAIN_LABELS.match(host):
-        raise SalesforceConfigError(
-            f"{source} {value!r} is not a Salesforce login domain; use login, test, your My "
-            "Domain (acme.my) or its host name (acme.my.salesforce.com)"
-        )
-    return host
-
-
-def check_login_url(value: str, source: str = "login_url (SF_LOGIN_URL)") -> str:
-    """A login URL is `https://host[:port]`: an `http://` one would send the credentials in
-    clear text (and simple-salesforce speaks TLS only)."""
-    parsed = urllib.parse.urlsplit(value.strip())
-    if parsed.scheme != "https" or not parsed.hostname:
-        shown = f"{parsed.scheme}://" if parsed.scheme else repr(value)
-        raise SalesforceConfigError(
-            f"{source} is {shown}...: the login URL must be https:// (credentials never travel "
-            "in clear text); use the https:// URL that `sf-lakehouse emulator` prints, or leave "
-            "it unset for Salesforce itself"
-        )
-    return value.strip().rstrip("/")
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """How to reach and log in to one org. Secret fields never appear in its repr."""
-
-    domain: str = "login"
-    login_url: str | None = None
-    auth_method: str | None = None
-    username: str | None = None
-    password: str | None = None
-    security_token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    session_id: str | None = None
-    instance_url: str | None = None
-    ca_bundle: str | None = None
-    api_version: str = "59.0"
-    timeout_seconds: float = 120.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "domain", normalize_domain(self.domain))
-        if self.login_url:
-            object.__setattr__(self, "login_url", check_login_url(self.login_url))
-
-    def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{f.name}={masked_value(f.name, getattr(self, f.name))}"
-            for f in dataclasses.fields(self)
-        )
-        return f"ConnectionSettings({shown})"
-
-    __str__ = __repr__
-
-    def replace(self, **changes: Any) -> ConnectionSettings:
-        return dataclasses.replace(self, **changes)
-
-    def auth_mode(self) -> str:
-        """Which way to log in; raises with the missing setting names when none is complete."""
-        sets = {
-            "password": {
-                "username": self.username,
-                "password": self.password,
-                "security_token": self.security_token,
-            },
-            "client_credentials": {
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-            },
-            "session": {"session_id": self.session_id, "instance_url": self.instance_url},
-        }
-        complete = [name for name, parts in sets.items() if all(parts.values())]
-        if self.auth_method is not None:
-            if self.auth_method not in AUTH_METHODS:
-                raise SalesforceConfigError(
-                    f"auth_method (SF_AUTH_METHOD) is {self.auth_method!r}; "
-                    f"use one of {', '.join(AUTH_METHODS)}"
-                )
-            if self.auth_method in complete:
-                return self.auth_method
-            complete = []  # fall through to name what the chosen method is missing
-        elif len(complete) == 1:
-            return complete[0]
-        elif len(complete) > 1:
-            raise SalesforceConfigError(
-                f"Salesforce credentials are ambiguous: {' and '.join(complete)} are all set; "
-                "choose one with auth_method (SF_AUTH_METHOD)"
-            )
-        partial = [
-            f"{'/'.join(parts)} (missing {', '.join(k for k, v in parts.items() if not v)})"
-            for parts in sets.values()
-            if any(parts.values())
-        ]
-        hint = f" Incomplete: {'; '.join(partial)}." if partial else ""
-        raise SalesforceConfigError(
-            "no Salesforce credentials configured: set SF_USERNAME, SF_PASSWORD and "
-            "SF_SECURITY_TOKEN, or SF_CLIENT_ID and SF_CLIENT_SECRET, or SF_SESSION_ID and "
-            f"SF_INSTANCE_URL (sf-lakehouse emulator --env-file writes them).{hint}"
-        )
-
-
-def refuse_secret_overrides(environ: Mapping[str, str], secret_id: str, environment: str) -> None:
-    """SF_LOGIN_URL / SF_CA_BUNDLE are refused when the credentials come from a secret: they
-    would send the secret's credentials elsewhere, or trust another server's certificate."""
-    found = [
-        ENVIRONMENT_VARIABLES[name]
-        for name in REFUSED_WITH_SECRET
-        if environ.get(ENVIRONMENT_VARIABLES[name])
-    ]
-    if found:
-        raise SalesforceConfigError(
-            f"{' and '.join(found)} {'is' if len(found) == 1 else 'are'} set, but environment "
-            f"{environment!r} takes its Salesforce credentials from Secrets Manager ({secret_id}): "
-            f"refused, so the secret's credentials never go to another server; unset "
-            f"{' and '.join(found)}, or put login_url (and ca_bundle) into the secret itself"
-        )
-
-
-def settings_from_environment(
-    environ: Mapping[str, str], *, credentials: bool = True
-) -> dict[str, str]:
-    """Connection values from SF_* variables (only connection settings when `credentials` is
-    False, i.e. when the credentials come from a secret)."""
-    allowed = set(ENVIRONMENT_VARIABLES) if credentials else CONNECTION_FIELDS
-    return {
-        field: environ[var]
-        for field, var in ENVIRONMENT_VARIABLES.items()
-        if field in allowed and environ.get(var)
-    }
-
-
-class _LoginHostAdapter(HTTPAdapter):
-    """Sends requests for simple-salesforce's fixed login host to `login_url` instead.
-
-    simple-salesforce always authenticates at https://<domain>.salesforce.com; this is how the
-    pipeline reaches the emulator, or a login endpoint behind an egress proxy."""
-
-    def __init__(self, source_prefix: str, target_base: str) -> None:
-        super().__init__()
-        self._source_prefix = source_prefix
-        self._target_base = target_base.rstrip("/")
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        assert request.url is not None
-        request.url = self._target_base + request.url[len(self._source_prefix) :]
-        return super().send(request, **kwargs)
-
-
-def _http_session(settings: ConnectionSettings) -> requests.Session:
-    session = requests.Session()
-    # REQUESTS_CA_BUNDLE would otherwise override `verify` for every request.
-    session.trust_env = False
-    if settings.ca_bundle:
-        session.verify = settings.ca_bundle
-    if settings.login_url:
-        prefix = f"https://{settings.domain}.salesforce.com"
-        session.mount(prefix, _LoginHostAdapter(prefix, settings.login_url))
-    return session
+T = TypeVar("T")
+# The login-host rewriting adapter under its earlier name (tests patch it here).
+_LoginHostAdapter = LoginHostAdapter
 
 
 class SalesforceClient:
-    """One authenticated connection; counts the API calls a run made."""
+    """One authenticated connection: every call with timeouts, retries, re-login and the quota
+    guard; counts what a run did."""
 
-    def __init__(self, sf: Salesforce, api_version: str) -> None:
+    def __init__(
+        self,
+        sf: Salesforce,
+        api_version: str,
+        *,
+        policy: ClientPolicy | None = None,
+        session: ObservedSession | None = None,
+        login: Callable[[], Salesforce] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._sf = sf
         self.api_version = api_version
-        self.api_calls = 0
+        self.policy = policy or ClientPolicy()
+        self._session = session if session is not None else sf.session
+        self._login = login
+        self._sleep = sleep
+        self.counters = CallCounters()
+
+    # --- what happened ---------------------------------------------------------------------
+
+    @property
+    def api_calls(self) -> int:
+        """API call attempts this client made (retries included, logins not)."""
+        return self.counters.api_calls
 
     @property
     def api_usage(self) -> dict[str, int]:
         """Org-wide usage from the last Sforce-Limit-Info header: {'used': n, 'limit': m}."""
+        seen = getattr(self._session, "observations", None)
+        if seen is not None and seen.api_used is not None and seen.api_limit is not None:
+            return {"used": seen.api_used, "limit": seen.api_limit}
         usage = self._sf.api_usage.get("api-usage")
         if usage is None:
             return {}
         return {"used": int(usage.used), "limit": int(usage.total)}
 
+    @property
+    def server_time(self) -> dt.datetime | None:
+        """The org's clock: the latest HTTP `Date` of its responses (naive UTC)."""
+        seen = getattr(self._session, "observations", None)
+        return seen.server_time if seen is not None else None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters as plain values (subtract two of them for one run's share)."""
+        seen = getattr(self._session, "observations", None)
+        return {
+            "api_calls": self.counters.api_calls,
+            "retries": self.counters.retries,
+            "rate_limited": self.counters.rate_limited,
+            "relogins": self.counters.relogins,
+            "http_requests": seen.requests if seen else 0,
+            "bytes": seen.bytes if seen else 0,
+        }
+
+    # --- calls -----------------------------------------------------------------------------
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one API call under the policy (retries, re-login, quota guard)."""
+        return call_with_retries(
+            what,
+            fn,
+            policy=self.policy,
+            counters=self.counters,
+            relogin=self._relogin if self._login is not None else None,
+            before_attempt=self._guard_quota,
+            sleep=self._sleep,
+        )
+
+    def _relogin(self) -> None:
+        assert self._login is not None
+        login_counters = CallCounters()
+        try:
+            self._sf = call_with_retries(
+                "Salesforce login after an expired session",
+                self._login,
+                policy=self.policy,
+                counters=login_counters,
+                sleep=self._sleep,
+            )
+        finally:
+            self.counters.retries += login_counters.retries
+            self.counters.rate_limited += login_counters.rate_limited
+
+    def _guard_quota(self) -> None:
+        usage = self.api_usage
+        if not usage.get("limit"):
+            return
+        used, limit = usage["used"], usage["limit"]
+        allowed = self.policy.max_api_usage_share * limit
+        if used + 1 > allowed:
+            raise ApiQuotaExceeded(
+                f"Salesforce API usage is {used}/{limit} ({used / limit:.0%} of the org's daily "
+                f"limit): salesforce.max_api_usage_share={self.policy.max_api_usage_share:g} "
+                f"stops the run before call {used + 1} passes {allowed:.0f}; nothing was "
+                "appended and the watermark is unchanged. Run again when the org's 24-hour "
+                "usage has fallen, or raise max_api_usage_share",
+                used,
+                limit,
+            )
+
     def describe(self, object_name: str) -> list[dict[str, Any]]:
-        self.api_calls += 1
-        result = getattr(self._sf, object_name).describe()
+        result = self.call(
+            f"describe of {object_name}", lambda: getattr(self._sf, object_name).describe()
+        )
         return list(result["fields"])
+
+    def query_pages(
+        self, soql: str, page_size: int = 2000, *, include_deleted: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The records of a query (`queryAll` with `include_deleted`) page by page, without the
+        attributes key. A page that fails is fetched again from the same `nextRecordsUrl`
+        (after a new login when the session expired); `QueryLocatorInvalid` when it is gone."""
+        headers = {"Sforce-Query-Options": f"batchSize={page_size}"}
+        verb = "queryAll" if include_deleted else "query"
+        page = self.call(
+            f"REST {verb}",
+            lambda: self._sf.query(soql, include_deleted=include_deleted, headers=headers),
+        )
+        number = 1
+        while True:
+            yield [{k: v for k, v in r.items() if k != "attributes"} for r in page["records"]]
+            if page.get("done", True) or not page.get("nextRecordsUrl"):
+                return
+            number += 1
+            next_url = page["nextRecordsUrl"]
+            page = self.call(
+                f"REST {verb} page {number}",
+                lambda url=next_url: self._sf.query_more(
+                    url, identifier_is_url=True, headers=headers
+                ),
+            )
 
     def query(
         self, soql: str, page_size: int = 2000, *, include_deleted: bool = False
     ) -> Iterator[dict[str, Any]]:
-        """All records of a query (`queryAll` with `include_deleted`), page by page
-        (`nextRecordsUrl`), without the attributes key."""
-        headers = {"Sforce-Query-Options": f"batchSize={page_size}"}
-        self.api_calls += 1
-        page = self._sf.query(soql, include_deleted=include_deleted, headers=headers)
-        while True:
-            for record in page["records"]:
-                yield {k: v for k, v in record.items() if k != "attributes"}
-            if page.get("done", True):
-                return
-            self.api_calls += 1
-            page = self._sf.query_more(
-                page["nextRecordsUrl"], identifier_is_url=True, headers=headers
-            )
+        """All records of a query, one at a time (small queries: sensors, probes)."""
+        for page in self.query_pages(soql, page_size, include_deleted=include_deleted):
+            yield from page
 
     def count(self, soql: str, *, include_deleted: bool = False) -> int:
-        self.api_calls += 1
-        return int(self._sf.query(soql, include_deleted=include_deleted)["totalSize"])
+        result = self.call(
+            "COUNT() query", lambda: self._sf.query(soql, include_deleted=include_deleted)
+        )
+        return int(result["totalSize"])
 
     def limits(self) -> dict[str, Any]:
         """The org's limits (`DailyApiRequests`: Max, Remaining, ...)."""
-        self.api_calls += 1
-        return dict(self._sf.limits())
+        return dict(self.call("limits", lambda: self._sf.limits()))
+
+    def bulk_query(self, object_name: str) -> BulkQuery:
+        """A Bulk API 2.0 query job of one object (`pages()` runs it)."""
+
+        def bulk2() -> _Bulk2Client:
+            handler = SFBulk2Handler(self._sf.session_id, self._sf.bulk2_url, session=self._session)
+            return _Bulk2Client(object_name, handler.bulk2_url, handler.headers, handler.session)
+
+        return BulkQuery(
+            self.call,
+            bulk2,
+            object_name=object_name,
+            poll_seconds=self.policy.bulk_poll_seconds,
+            max_wait_seconds=self.policy.bulk_max_wait_seconds,
+            sleep=self._sleep,
+        )
 
 
-def connect(settings: ConnectionSettings) -> SalesforceClient:
-    """Log in; errors are one line naming the server and the fix, never the credentials."""
+def _login(settings: ConnectionSettings, session: ObservedSession, mode: str) -> Salesforce:
+    common: dict[str, Any] = {"session": session, "version": settings.api_version}
+    if mode == "password":
+        return Salesforce(
+            username=settings.username,
+            password=settings.password,
+            security_token=settings.security_token,
+            domain=settings.domain,
+            **common,
+        )
+    if mode == "client_credentials":
+        return Salesforce(
+            consumer_key=settings.client_id,
+            consumer_secret=settings.client_secret,
+            domain=settings.domain,
+            **common,
+        )
+    return Salesforce(session_id=settings.session_id, instance_url=settings.instance_url, **common)
+
+
+def connect(
+    settings: ConnectionSettings, *, sleep: Callable[[float], None] = time.sleep
+) -> SalesforceClient:
+    """Log in (transient failures retried); errors are one line naming the server and the fix,
+    never the credentials."""
     mode = settings.auth_mode()
     where = settings.login_url or settings.domain
-    common: dict[str, Any] = {"session": _http_session(settings), "version": settings.api_version}
-    try:
-        if mode == "password":
-            sf = Salesforce(
-                username=settings.username,
-                password=settings.password,
-                security_token=settings.security_token,
-                domain=settings.domain,
-                **common,
+    policy = settings.client_policy()
+    session = http_session(
+        policy.timeout_seconds,
+        ca_bundle=settings.ca_bundle,
+        login_prefix=f"https://{settings.domain}.salesforce.com",
+        login_url=settings.login_url,
+    )
+
+    def login_failure(what: str, verdict: Verdict, attempts: int, p: ClientPolicy) -> Exception:
+        if verdict.kind is Kind.AUTH:
+            return SalesforceConfigError(
+                f"Salesforce login ({mode}) failed at {where}: {verdict.reason}; "
+                "check the credentials"
             )
-        elif mode == "client_credentials":
-            sf = Salesforce(
-                consumer_key=settings.client_id,
-                consumer_secret=settings.client_secret,
-                domain=settings.domain,
-                **common,
+        if verdict.kind is Kind.TLS:
+            return SalesforceConfigError(
+                f"TLS verification of {where} failed; set ca_bundle (SF_CA_BUNDLE) to the CA "
+                "file of that server"
             )
-        else:
-            sf = Salesforce(
-                session_id=settings.session_id, instance_url=settings.instance_url, **common
+        if verdict.retryable:
+            return SalesforceConfigError(
+                f"cannot reach Salesforce at {where} ({verdict.reason}, {attempts} attempts); "
+                "is the server (or `sf-lakehouse emulator`) running?"
             )
-    except SalesforceError as error:
-        # The exception text can echo the request; keep only the code and the reason.
-        raise SalesforceConfigError(
-            f"Salesforce login ({mode}) failed at {where}: {type(error).__name__}; "
-            "check the credentials"
-        ) from None
-    except requests.exceptions.SSLError:
-        raise SalesforceConfigError(
-            f"TLS verification of {where} failed; set ca_bundle (SF_CA_BUNDLE) to the CA file "
-            "of that server"
-        ) from None
-    except requests.exceptions.ConnectionError:
-        raise SalesforceConfigError(
-            f"cannot reach Salesforce at {where}; is the server (or `sf-lakehouse emulator`) "
-            "running?"
-        ) from None
-    return SalesforceClient(sf, settings.api_version)
+        return failure(what, verdict, attempts, p)
 
-
-def with_secret_credentials(
-    settings: ConnectionSettings, secret_id: str, region: str | None
-) -> ConnectionSettings:
-    """These settings with the credentials of an AWS Secrets Manager secret filled in."""
-    from sf_lakehouse.aws.secrets import SecretError, read_salesforce_secret
-
-    if not region:
-        raise SalesforceConfigError(f"secret {secret_id} needs aws_region")
-    try:
-        values = read_salesforce_secret(secret_id, region)
-    except SecretError as error:
-        raise SalesforceConfigError(str(error)) from None
-    return settings.replace(**values)
-
-
-def connection_from_environment(
-    settings: Settings, environ: Mapping[str, str]
-) -> ConnectionSettings:
-    """The connection of an environment: SF_* variables, or (for `secretsmanager`) the secret's
-    credentials with only connection settings from the variables."""
-    from_secret = settings.auth.source == "secretsmanager"
-    if from_secret:
-        assert settings.auth.secret_id is not None  # validated with the config
-        refuse_secret_overrides(environ, settings.auth.secret_id, settings.environment)
-    values = settings_from_environment(environ, credentials=not from_secret)
-    connection = ConnectionSettings(**{"api_version": settings.api_version, **values})
-    if from_secret:
-        assert settings.auth.secret_id is not None
-        connection = with_secret_credentials(
-            connection, settings.auth.secret_id, settings.require_aws().region
-        )
-    return connection
+    login = partial(_login, settings, session, mode)
+    sf = call_with_retries(
+        f"Salesforce login ({mode})",
+        login,
+        policy=policy,
+        counters=CallCounters(),
+        sleep=sleep,
+        describe_failure=login_failure,
+    )
+    return SalesforceClient(
+        sf,
+        settings.api_version,
+        policy=policy,
+        session=session,
+        login=login if mode != "session" else None,
+        sleep=sleep,
+    )

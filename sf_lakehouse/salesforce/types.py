@@ -34,11 +34,14 @@ def arrow_type(sf_type: str) -> pa.DataType:
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One extracted field: its Salesforce API name, Salesforce type and whether it is custom."""
+    """One extracted field: its Salesforce API name, Salesforce type and whether it is custom.
+    `column_type` is the raw table's type of its column when that differs from what describe
+    says now (the field's type changed in the org): the column keeps its type."""
 
     name: str
     sf_type: str
     custom: bool = False
+    column_type: pa.DataType | None = None
 
     @property
     def column(self) -> str:
@@ -46,7 +49,7 @@ class FieldSpec:
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return arrow_type(self.sf_type)
+        return self.column_type if self.column_type is not None else arrow_type(self.sf_type)
 
 
 def parse_sf_datetime(value: str) -> dt.datetime:
