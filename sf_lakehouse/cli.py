@@ -71,9 +71,17 @@ def print_summaries(settings: Settings, record_id: str | None = None) -> None:
         )
 
 
+def _warnings(result: Any, settings: Settings) -> None:
+    from sf_lakehouse.pipeline import rejects_warnings
+
+    for line in rejects_warnings(result, settings):
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def _failure_report(result: Any, settings: Settings, log_path: Path | None = None) -> None:
     from sf_lakehouse.pipeline import run_problems, skipped_steps
 
+    _warnings(result, settings)
     for problem in run_problems(result, settings):
         print(f"  {problem}", file=sys.stderr)
     skipped = skipped_steps(result)
@@ -206,6 +214,7 @@ def _run_holding_lock(
         return 1
     counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
     print(f"run {run_id} succeeded {where}" + (f": {counts}" if counts else ""))
+    _warnings(result, settings)
     if settings.is_local and not args.quiet:
         print_summaries(settings)
     return 0

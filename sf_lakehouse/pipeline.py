@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dagster import DagsterInstance, DagsterRun, ExecuteInProcessResult, RunsFilter
 from dagster_shared.error import SerializableErrorInfo
@@ -265,26 +266,61 @@ class RunSummary:
         )
 
 
-def extraction_counts(result: ExecuteInProcessResult, settings: Settings) -> dict[str, str]:
-    """Per object: `N records read, M new versions` from the raw assets' metadata."""
-    counts = {}
+def _raw_materializations(result: ExecuteInProcessResult, settings: Settings) -> dict[str, Any]:
+    """Per object: the metadata of its raw asset's materialization in this run."""
+    found = {}
+    nodes = {n.name for n in result.job_def.nodes}
     for spec in settings.objects:
         node = "__".join(spec.raw_asset_key)
-        materializations = (
-            [
-                m
-                for m in result.asset_materializations_for_node(node)
-                if "rows_extracted" in m.metadata
-            ]
-            if node in {n.name for n in result.job_def.nodes}
-            else []
+        if node not in nodes:
+            continue
+        for materialization in result.asset_materializations_for_node(node):
+            if "rows_extracted" in materialization.metadata:
+                found[spec.api_name] = materialization.metadata
+                break
+    return found
+
+
+def _number(metadata: Any, name: str) -> int:
+    value = metadata.get(name)
+    return int(value.value) if value is not None and isinstance(value.value, int) else 0
+
+
+def extraction_counts(result: ExecuteInProcessResult, settings: Settings) -> dict[str, str]:
+    """Per object: `N read, M new` from the raw assets' metadata, with the values rejected and
+    the requests the client retried when there were any."""
+    counts = {}
+    for name, metadata in _raw_materializations(result, settings).items():
+        text = (
+            f"{_number(metadata, 'rows_extracted')} read, {_number(metadata, 'rows_appended')} new"
         )
-        if materializations:
-            metadata = materializations[0].metadata
-            counts[spec.api_name] = (
-                f"{metadata['rows_extracted'].value} read, {metadata['rows_appended'].value} new"
-            )
+        for key, label in (("rows_rejected", "rejected"), ("retries", "requests retried")):
+            if _number(metadata, key):
+                text += f", {_number(metadata, key)} {label}"
+        counts[name] = text
     return counts
+
+
+def rejects_warnings(result: ExecuteInProcessResult, settings: Settings) -> list[str]:
+    """One line per object whose values this run rejected: how many, where, and the first
+    reason (it names the field and the fix)."""
+    from sf_lakehouse.lakehouse.tables import load_table_or_none, open_catalog
+
+    lines = []
+    for name, metadata in _raw_materializations(result, settings).items():
+        rejected = _number(metadata, "rows_rejected")
+        where = metadata.get("rejects_table")
+        if not rejected or where is None:
+            continue
+        line = f"{name}: {rejected} value(s) rejected into {where.value}"
+        table = load_table_or_none(open_catalog(settings.catalog_properties()), where.value)
+        if table is not None:
+            rows = table.scan(row_filter=f"_run_id == '{result.run_id}'", limit=1).to_arrow()
+            if rows.num_rows:
+                first = rows.to_pylist()[0]
+                line += f"; first: record {first['id']}: {first['reason']}"
+        lines.append(line)
+    return lines
 
 
 def runs_of_home(instance: DagsterInstance, settings: Settings) -> Sequence[DagsterRun]:

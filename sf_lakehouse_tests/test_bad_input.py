@@ -16,7 +16,9 @@ import pytest
 
 from sf_lakehouse.config import REPO_ROOT
 from sf_lakehouse.emulator import SalesforceEmulator
+from sf_lakehouse.extraction import extract_increment
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
+from sf_lakehouse.salesforce.client import ConnectionSettings, connect, settings_from_environment
 from sf_lakehouse_tests.cli_runs import home_settings
 from sf_lakehouse_tests.histories import at, user
 
@@ -157,24 +159,17 @@ def test_query_with_bad_sql_or_an_unknown_table(tmp_path: Path, env: dict[str, s
 
 
 def test_run_time_mistakes_end_in_a_short_summary(tmp_path: Path, env: dict[str, str]) -> None:
-    """A plain-text login URL, a field the org does not have, a field whose type changed:
-    the run fails with which step and why, and where the full log is."""
-    history = [
-        user("005000000000000AAA", 0, "EMEA", Score__c="high"),
-        user("005000000000000BBB", 1, "APAC", Score__c="low"),
-    ]
+    """A plain-text login URL, a field the org does not have: the run fails saying which step
+    and why, and where the full log is. A field whose type changed: its values are rejected
+    (the run goes on), and one warning names the field, the table they went to and the fix."""
+    a, b = "005000000000000AAA", "005000000000000BBB"
+    history = [user(a, 0, "EMEA", Score__c=1.5), user(b, 1, "APAC", Score__c=2.5)]
     emulator = SalesforceEmulator(history, workdir=tmp_path / "emulator", now=at(60)).start()
+    later = None
     try:
         sf = emulator.env_vars()
-
-        plain = cli(
-            {**env, **sf, "SF_LOGIN_URL": sf["SF_LOGIN_URL"].replace("https", "http")},
-            "run",
-            "--quiet",
-            "--object",
-            "User",
-        )
-        summary = run_summary(plain)
+        plain = {**env, **sf, "SF_LOGIN_URL": sf["SF_LOGIN_URL"].replace("https", "http")}
+        summary = run_summary(cli(plain, "run", "--quiet", "--object", "User"))
         assert "SF_LOGIN_URL" in summary[1] and "https://" in summary[1]
 
         # A field the spec lists that this org does not have.
@@ -185,26 +180,28 @@ def test_run_time_mistakes_end_in_a_short_summary(tmp_path: Path, env: dict[str,
         summary = run_summary(missing)
         assert "step sf_raw__sf_user failed" in summary[1] and "Nope__c" in summary[1]
 
-        # Score__c was stored as a number; the org now reports text for it.
+        # An earlier run stored Score__c as a number (extracted here, in this process); then
+        # the org made the field text.
         settings = home_settings(tmp_path / "lakehouse")
+        spec = settings.object("User")
+        client = connect(ConnectionSettings(**settings_from_environment(sf)))
+        first = extract_increment(client, None, spec, run_id="first", extracted_at=at(60))
         catalog = open_catalog(settings.catalog_properties())
-        earlier = pa.table(
-            {
-                "id": ["005000000000000AAA"],
-                "systemmodstamp": pa.array([at(0).replace(tzinfo=None)], pa.timestamp("us")),
-                "score__c": [0.5],
-                "_extracted_at": pa.array([at(0).replace(tzinfo=None)], pa.timestamp("us")),
-                "_run_id": ["earlier"],
-            }
-        )
-        raw = ensure_table(catalog, "sf_raw_local.sf_user", earlier.schema, RAW_LAYOUT)
-        append_rows(raw, earlier)
-        changed = cli({**env, **sf}, "run", "--quiet", "--object", "User")
-        summary = run_summary(changed)
-        assert "column score__c of sf_raw_local.sf_user is double" in summary[1]
-        assert "type changed" in summary[1]
+        raw = ensure_table(catalog, "sf_raw_local.sf_user", first.rows.schema, RAW_LAYOUT)
+        append_rows(raw, first.rows)
+        assert str(raw.refresh().schema().find_field("score__c").field_type) == "double"
+        text_now = [*history, user(a, 120, "LATAM", Score__c="high")]
+        later = SalesforceEmulator(text_now, workdir=tmp_path / "later", now=at(180)).start()
+        changed = cli({**env, **later.env_vars()}, "run", "--quiet", "--object", "User")
+        assert changed.returncode == 0, changed.stdout + changed.stderr
+        assert "User 2 read, 0 new, 1 rejected" in changed.stdout
+        [warning] = [line for line in changed.stderr.splitlines() if line.startswith("warning")]
+        assert "1 value(s) rejected into sf_raw_local.sf_user_rejects" in warning
+        assert f"record {a}: Score__c: 'high'" in warning and "change the column" in warning
     finally:
         emulator.stop()
+        if later is not None:
+            later.stop()
 
 
 def run_summary(done: subprocess.CompletedProcess) -> list[str]:
