@@ -34,46 +34,20 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from sf_lakehouse.emulator import generate_org  # noqa: E402
-from sf_lakehouse_tests.chaos import ChaosReplay, faults_injected  # noqa: E402
+from sf_lakehouse_tests.chaos import (  # noqa: E402
+    ChaosReplay,
+    quick_retries_config,
+    transient_faults,
+)
 from sf_lakehouse_tests.cli_runs import (  # noqa: E402
     assert_tables_equal_a_clean_replay,
+    faulty_emulator,
     home_settings,
     raw_keys,
     rows,
-    stallable_emulator,
 )
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
-
-
-def fault_plan(seed: int) -> dict:
-    """Transient faults a client with retries must ride out (none changes what the org holds)."""
-    return {
-        "seed": seed,
-        "faults": [
-            {"kind": "http_503", "body": "html", "probability": 0.04},
-            {"kind": "http_500", "body": "json", "probability": 0.02},
-            {"kind": "session_expired", "every": 9},
-            {"kind": "rate_limited", "probability": 0.02},
-            {"kind": "reset", "probability": 0.02},
-            {"kind": "invalid_locator", "probability": 0.1},
-        ],
-    }
-
-
-def put_faults(emulator: object, plan: dict | None) -> bool:
-    """Switch the emulator's fault plan; False when it has no fault injection."""
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    url = f"{emulator.base_url}/_emulator/faults"  # type: ignore[attr-defined]
-    verify = str(emulator.ca_bundle)  # type: ignore[attr-defined]
-    if plan is None:
-        answer = session.delete(url, verify=verify, timeout=30)
-    else:
-        answer = session.put(url, data=json.dumps(plan), verify=verify, timeout=30)
-    return answer.status_code in (200, 204)
 
 
 def clock_steps(days: int, runs_per_day: int, seed: int) -> list[dt.datetime]:
@@ -121,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-per-day", type=int, default=2)
     parser.add_argument("--kill-probability", type=float, default=0.5)
     parser.add_argument("--no-faults", action="store_true", help="kills only")
+    parser.add_argument(
+        "--fault-rate", type=float, default=1.0, help="scale the faults' probabilities"
+    )
     parser.add_argument("--workdir", type=Path, help="default: a temporary directory")
     args = parser.parse_args(argv)
 
@@ -132,25 +109,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"clock steps: {', '.join(f'{c:%m-%d %H:%M}' for c in clocks)}")
     print(f"work directory: {workdir}")
     started = time.monotonic()
-    with stallable_emulator(history, workdir / "emulator", clocks[0]) as emulator:
-        plan = None if args.no_faults else fault_plan(args.seed)
-        with_faults = plan is not None and put_faults(emulator, plan)
-        if plan is not None and not with_faults:
-            print("the emulator has no fault injection here: kills only")
+    plan = None if args.no_faults else transient_faults(args.seed, rate=args.fault_rate)
+    if plan is not None:
+        print(f"fault plan: {json.dumps(plan)}")
+    with faulty_emulator(history, workdir / "emulator", clocks[0], plan) as emulator:
         chaos = ChaosReplay(
             emulator,
             workdir / "chaos",
             workdir / "chaos-runs",
             seed=args.seed,
             kill_probability=args.kill_probability,
+            env={"SF_LAKEHOUSE_CONFIG": str(quick_retries_config(workdir))},
             log=lambda line: print(f"  {line}", flush=True),
         )
         (workdir / "chaos-runs").mkdir(exist_ok=True)
         print("chaos replay:")
         report = chaos.replay(clocks)
-        report.faults_injected = faults_injected(emulator)
-        if with_faults:
-            put_faults(emulator, None)
+        emulator.plan = None  # the fault-free replay: no faults, no kills
+        emulator.clear_faults()
         (workdir / "clean-runs").mkdir(exist_ok=True)
         print("fault-free replay ...", flush=True)
         fault_free_replay(emulator, workdir / "clean", workdir / "clean-runs", clocks)

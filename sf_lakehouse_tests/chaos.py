@@ -11,19 +11,17 @@ runs), `checks` (when a check step starts), `anytime` (a seeded delay after the 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sf_lakehouse.processes import command_line, descendants
 from sf_lakehouse_tests.cli_runs import (
+    FaultyEmulator,
     RunProcess,
-    StallableEmulator,
     cli_env,
     home_settings,
     log_has,
@@ -35,6 +33,46 @@ from sf_lakehouse_tests.cli_runs import (
 KILL_POINTS = ("extraction", "raw_commit", "dbt", "dimension_commit", "checks", "anytime")
 
 
+def transient_faults(seed: int, rate: float = 1.0) -> dict:
+    """A seeded plan of the faults a client with retries rides out; none changes what the org
+    holds (no `malformed` values, no `commit_lag`), so a replay under them must end as a
+    fault-free one. `rate` scales the probabilities."""
+    return {
+        "seed": seed,
+        "faults": [
+            {"kind": "http_503", "body": "html", "probability": 0.05 * rate},
+            {"kind": "http_500", "body": "json", "probability": 0.03 * rate},
+            {"kind": "session_expired", "every": 11},
+            {"kind": "rate_limited", "probability": 0.03 * rate},
+            {"kind": "reset", "probability": 0.03 * rate},
+            {"kind": "stall", "seconds": 3, "probability": 0.02 * rate},
+            {"kind": "invalid_locator", "probability": 0.2 * rate},
+        ],
+    }
+
+
+def quick_retries_config(directory: Path) -> Path:
+    """A copy of config/ whose client retries after fractions of a second (and gives a stalled
+    request 2 s), so faults cost little time; returns its pipeline-config.yml."""
+    import shutil
+
+    from sf_lakehouse.config import REPO_ROOT
+
+    config = directory / "config"
+    if not config.exists():
+        shutil.copytree(REPO_ROOT / "config", config)
+    path = config / "pipeline-config.yml"
+    text = path.read_text(encoding="utf-8")
+    quick = (
+        '    api_version: "59.0"\n    timeout_seconds: 2\n    max_retries: 8\n'
+        "    retry_base_seconds: 0.05\n    retry_max_seconds: 0.5\n"
+        "    rate_limit_retry_seconds: 0.2\n"
+    )
+    assert '    api_version: "59.0"\n' in text
+    path.write_text(text.replace('    api_version: "59.0"\n', quick, 1), encoding="utf-8")
+    return path
+
+
 @dataclass
 class ChaosReport:
     clocks: int = 0
@@ -44,7 +82,7 @@ class ChaosReport:
     kills: Counter = field(default_factory=Counter)  # kill point -> kills
     missed_kills: int = 0  # the run finished before its kill point came
     faults_injected: Counter = field(default_factory=Counter)
-    retries: int = 0  # HTTP requests retried by the client (its run metadata)
+    client: Counter = field(default_factory=Counter)  # the client's retries, re-logins, ...
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -58,7 +96,8 @@ class ChaosReport:
             f"{sum(self.kills.values())} killed, {self.missed_kills} finished before their kill)",
             f"kills: {kills or 'none'}",
             f"faults injected: {faults or 'none'}",
-            f"client retries: {self.retries}",
+            "client: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.client.items()) if v) or "no retries"),
             f"rows: {rows}",
             f"wall time: {self.seconds:.0f} s",
         ]
@@ -73,7 +112,7 @@ class ChaosReplay:
 
     def __init__(
         self,
-        emulator: StallableEmulator,
+        emulator: FaultyEmulator,
         home: Path,
         workdir: Path,
         *,
@@ -82,6 +121,7 @@ class ChaosReplay:
         kill_points: Sequence[str] = KILL_POINTS,
         max_kills_per_clock: int = 2,
         max_kills: int | None = None,
+        env: dict[str, str] | None = None,
         log: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.emulator = emulator
@@ -92,6 +132,7 @@ class ChaosReplay:
         self.kill_points = tuple(kill_points)
         self.max_kills_per_clock = max_kills_per_clock
         self.max_kills = max_kills
+        self.env = dict(env or {})
         self.log = log
         self.settings = home_settings(home)
         self.report = ChaosReport()
@@ -122,6 +163,8 @@ class ChaosReplay:
         self.report.seconds = time.monotonic() - started
         for spec in self.settings.objects:
             self.report.rows[spec.api_name] = len(raw_keys(self.settings, spec))
+        self.report.faults_injected = self.emulator.injected()
+        self.report.client = client_recoveries(self.home)
         return self.report
 
     # --- one attempt ---------------------------------------------------------------------
@@ -138,12 +181,12 @@ class ChaosReplay:
             target = self.settings.table_identifier(key)
             extra = pause_at_commit(barrier, target)
         if point == "extraction":
-            self.emulator.stall.set()
+            self.emulator.hold_queries()
         delay = self.rng.uniform(1.0, 25.0) if point == "anytime" else 0.0
         check = self.rng.choice(["raw", "dimension"]) if point == "checks" else ""
         since = time.time()
         run = RunProcess(
-            cli_env(self.home, self.emulator, **extra),
+            cli_env(self.home, self.emulator, **self.env, **extra),
             "run",
             "--quiet",
             "--wait",
@@ -153,14 +196,13 @@ class ChaosReplay:
         self.report.runs += 1
         reached = self._wait_for_point(run, point, barrier, delay, check, since)
         if point == "extraction":
-            self.emulator.unstall()
+            self.emulator.release()
         if reached:
             run.kill_group()
             self.report.kills[point] += 1
             self.log(f"{clock:%Y-%m-%d %H:%M} {name}: killed at {point} {target or ''}".rstrip())
             return "killed"
         code = run.wait(timeout=600)
-        self._count_retries(run)
         if point is not None:
             self.report.missed_kills += 1
         if code == 0:
@@ -185,7 +227,7 @@ class ChaosReplay:
             return False
         deadline = time.monotonic() + delay
         reachers: dict[str, Callable[[], bool]] = {
-            "extraction": self.emulator.stalled.is_set,
+            "extraction": self.emulator.holding,
             "raw_commit": (barrier / "commit.reached").exists,
             "dimension_commit": (barrier / "commit.reached").exists,
             "dbt": lambda: _dbt_running(run.pid),
@@ -203,48 +245,30 @@ class ChaosReplay:
             time.sleep(self.rng.uniform(0.0, 3.0))  # somewhere inside dbt's build
         return state == "reached" and run.process.poll() is None
 
-    def _count_retries(self, run: RunProcess) -> None:
-        """The client's retries, when its run log reports them (`retries` metadata)."""
-        for line in run.stderr.splitlines():
-            if "full log: " in line or "; log: " in line:
-                path = Path(line.split("log: ", 1)[1].strip())
-                if path.is_file():
-                    for found in _metadata_values(path.read_text(errors="replace"), "retries"):
-                        self.report.retries += found
-
     def _assert_no_duplicate_versions(self) -> None:
         for spec in self.settings.objects:
             keys = raw_keys(self.settings, spec)
             assert len(keys) == len(set(keys)), f"{spec.api_name}: a raw version stored twice"
 
 
-def _metadata_values(text: str, name: str) -> list[int]:
-    """Integer values of `"name": N` in a run log (the client's per-run metadata)."""
-    values = []
-    for line in text.splitlines():
-        marker = f'"{name}": '
-        if marker in line:
-            tail = line.split(marker, 1)[1]
-            digits = ""
-            for char in tail:
-                if not char.isdigit():
-                    break
-                digits += char
-            if digits:
-                values.append(int(digits))
-    return values
+CLIENT_COUNTS = ("retries", "rate_limited", "relogins", "query_restarts")
 
 
-def faults_injected(emulator: Any) -> Counter:
-    """The emulator's count of injected faults per kind (empty without fault injection)."""
-    import requests
+def client_recoveries(home: Path) -> Counter:
+    """What the Salesforce client rode out in every run of this lakehouse (its per-run metadata
+    on the raw assets: retried requests, rate limits, new logins, restarted queries)."""
+    import dagster as dg
 
-    session = requests.Session()
-    session.trust_env = False
-    answer = session.get(
-        f"{emulator.base_url}/_emulator/faults", verify=str(emulator.ca_bundle), timeout=30
-    )
-    if answer.status_code != 200:
-        return Counter()
-    body = json.loads(answer.text)
-    return Counter(body.get("injected") or {})
+    totals: Counter = Counter()
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    for run in instance.get_runs():
+        for entry in instance.all_logs(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ):
+            event = entry.dagster_event
+            metadata = event.event_specific_data.materialization.metadata if event else {}
+            for name in CLIENT_COUNTS:
+                value = metadata.get(name)
+                if value is not None and isinstance(value.value, int):
+                    totals[name] += value.value
+    return totals

@@ -9,8 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,38 +31,54 @@ from sf_lakehouse_tests.scd2_reference import expected_dimension
 CLI = [sys.executable, "-m", "sf_lakehouse.cli"]
 
 
-class StallableEmulator(SalesforceEmulator):
-    """The emulator with a switch that holds every query request (REST query/queryAll pages,
-    Bulk results) until released: a Salesforce that has stopped answering mid-extraction.
-    (The emulator's own `stall` fault, `PUT /_emulator/faults`, does the same from outside.)"""
+class FaultyEmulator:
+    """The emulator (a real HTTPS server in this process) with its fault injection: a seeded
+    plan (`plan`), which `hold_queries()` joins for a while with a `stall` of every query
+    request, a Salesforce that stops answering in the middle of an extraction. Counts of the
+    injected faults add up over plan changes (`injected()`, holds not included)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stall = threading.Event()  # set: hold query requests
-        self.stalled = threading.Event()  # a query request is being held
-        self._release = threading.Event()
-        self.requests = 0
+    def __init__(self, emulator: SalesforceEmulator, plan: dict | None = None) -> None:
+        self.emulator = emulator
+        self.plan = plan
+        self._counted: Counter = Counter()
+        self._holding = False
+        if plan is not None:
+            emulator.set_faults(plan)
 
-    def _handle(self, request: Any) -> Any:
-        self.requests += 1
-        held = "/query" in request.path or "/jobs/query" in request.path
-        if held and self.stall.is_set():
-            self.stalled.set()
-            self._release.wait(timeout=600)
-        return super()._handle(request)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.emulator, name)
 
-    def unstall(self) -> None:
-        """Answer held requests (their client may be gone) and stop holding new ones."""
-        self.stall.clear()
-        self._release.set()
-        self.stalled.clear()
+    def _current(self) -> Counter:
+        report = Counter(self.emulator.fault_report().get("injected") or {})
+        if self._holding:
+            report.pop("stall", None)  # the hold's (the plan's faults never fire meanwhile)
+        return report
 
-    def stop(self) -> None:
-        self._release.set()
-        super().stop()
+    def injected(self) -> Counter:
+        return self._counted + self._current()
+
+    def hold_queries(self) -> None:
+        self._counted += self._current()
+        query = f"/services/data/v{self.emulator.api_version}/query"
+        stall = {"kind": "stall", "seconds": 3600, "path": query}
+        base = self.plan or {"seed": 0, "faults": []}
+        self.emulator.set_faults({"seed": base["seed"], "faults": [stall, *base["faults"]]})
+        self._holding = True
+
+    def holding(self) -> bool:
+        """A query request is being held."""
+        return self._holding and self.emulator.fault_report()["injected"].get("stall", 0) > 0
+
+    def release(self) -> None:
+        """Stop holding new requests (held ones wait until the emulator stops; their client
+        was killed) and go back to the plan."""
+        self._holding = False
+        self.emulator.clear_faults()
+        if self.plan is not None:
+            self.emulator.set_faults(self.plan)
 
 
-def cli_env(home: Path, emulator: SalesforceEmulator, **extra: str) -> dict[str, str]:
+def cli_env(home: Path, emulator: Any, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SF_", "DAGSTER_HOME"))}
     env.update(emulator.env_vars())
     env["SF_LAKEHOUSE_HOME"] = str(home)
@@ -148,13 +164,13 @@ def log_has(home: Path, text: str, since: float = 0.0) -> bool:
 
 
 @contextmanager
-def stallable_emulator(
-    history: list[dict], workdir: Path, now: dt.datetime
-) -> Iterator[StallableEmulator]:
-    emulator = StallableEmulator(history, workdir=workdir, now=now)
+def faulty_emulator(
+    history: list[dict], workdir: Path, now: dt.datetime, plan: dict | None = None
+) -> Iterator[FaultyEmulator]:
+    emulator = SalesforceEmulator(history, workdir=workdir, now=now)
     emulator.start()
     try:
-        yield emulator
+        yield FaultyEmulator(emulator, plan)
     finally:
         emulator.stop()
 

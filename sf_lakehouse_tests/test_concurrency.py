@@ -29,9 +29,9 @@ from sf_lakehouse_tests.cli_runs import (
     RunProcess,
     cli_env,
     dimension,
+    faulty_emulator,
     home_settings,
     raw_keys,
-    stallable_emulator,
     wait_for,
 )
 from sf_lakehouse_tests.histories import user
@@ -127,14 +127,14 @@ def test_two_runs_at_once_then_duplicates_from_an_older_version_repaired(
     home = tmp_path / "lakehouse"
     settings = home_settings(home)
     spec = settings.object("User")
-    with stallable_emulator(USERS, tmp_path / "emulator", START + dt.timedelta(hours=1)) as emu:
+    with faulty_emulator(USERS, tmp_path / "emulator", START + dt.timedelta(hours=1)) as emu:
         env = cli_env(home, emu)
 
         def start(name: str, *args: str) -> RunProcess:
             return RunProcess(env, *args, output=tmp_path / name)
 
         # Salesforce is slow to answer: the first run holds the lakehouse a while.
-        emu.stall.set()
+        emu.hold_queries()
         first = start("first", "run", "--object", "User", "--quiet")
         lock_file = home / "sf-lakehouse.lock"
         wait_for(
@@ -149,7 +149,7 @@ def test_two_runs_at_once_then_duplicates_from_an_older_version_repaired(
         assert f"pid {first.pid}" in line and "sf-lakehouse run" in line and "--wait" in line
         wait_for(lambda: "waiting up to 120 s" in second.stderr, 60, "the second run to wait")
         assert f"pid {first.pid}" in second.stderr
-        emu.unstall()
+        emu.release()
         assert first.wait() == 0, first.describe()
         assert second.wait() == 0, second.describe()
         assert re.search(r"User \d+ read, 0 new", second.stdout)  # it ran after the first
@@ -191,12 +191,12 @@ def test_two_runs_at_once_then_duplicates_from_an_older_version_repaired(
 
 def test_a_run_stopped_by_sigterm_leaves_no_child_and_is_marked_failed(tmp_path: Path) -> None:
     home = tmp_path / "lakehouse"
-    with stallable_emulator(USERS, tmp_path / "emulator", START + dt.timedelta(hours=1)) as emu:
-        emu.stall.set()
+    with faulty_emulator(USERS, tmp_path / "emulator", START + dt.timedelta(hours=1)) as emu:
+        emu.hold_queries()
         run = RunProcess(cli_env(home, emu), "run", "--quiet", output=tmp_path / "run")
-        wait_for(emu.stalled.is_set, 120, "the extraction to reach Salesforce")
+        wait_for(emu.holding, 120, "the extraction to reach Salesforce")
         run.signal(signal.SIGTERM)
-        emu.unstall()
+        emu.release()
         assert run.wait(timeout=120) == 128 + signal.SIGTERM, run.describe()
     [headline, *details] = run.stderr.strip().splitlines()[1:]
     assert "stopped by SIGTERM" in headline and "marked failed" in headline

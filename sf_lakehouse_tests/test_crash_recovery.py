@@ -19,12 +19,12 @@ from sf_lakehouse_tests.cli_runs import (
     RunProcess,
     assert_tables_equal_a_clean_replay,
     cli_env,
+    faulty_emulator,
     home_settings,
     log_has,
     pause_at_commit,
     raw_keys,
     rows,
-    stallable_emulator,
     wait_for,
 )
 
@@ -47,18 +47,18 @@ def test_runs_killed_at_each_step_then_run_again_leave_the_tables_of_an_unkilled
     settings = home_settings(home)
     user = settings.object("User")
     barrier = tmp_path / "barrier"
-    with stallable_emulator(history, tmp_path / "emulator", DAY_ONE) as emulator:
+    with faulty_emulator(history, tmp_path / "emulator", DAY_ONE) as emulator:
         env = cli_env(home, emulator)
 
         def run(name: str, **extra: str) -> RunProcess:
             return RunProcess({**env, **extra}, "run", "--quiet", output=tmp_path / name)
 
         # 1. Killed during extraction: Salesforce holds a query page; nothing was committed.
-        emulator.stall.set()
+        emulator.hold_queries()
         extracting = run("extracting")
-        wait_for(emulator.stalled.is_set, 120, "the extraction's query to reach Salesforce")
+        wait_for(emulator.holding, 120, "the extraction's query to reach Salesforce")
         extracting.kill_group()
-        emulator.unstall()
+        emulator.release()
         assert all(rows(settings, s.raw_asset_key) is None for s in settings.objects)
         assert list(runs_by_status(home).values()) == ["STARTED"]  # until the next start
 
