@@ -1,9 +1,13 @@
-"""`sf-lakehouse`: demo, run, emulator, generate-org, query, add-object, verify, deploy."""
+"""`sf-lakehouse`: demo, run, repair, emulator, generate-org, query, add-object, verify, deploy.
+
+Exit codes: 0 done; 1 a run (or one of its checks) failed; 2 bad configuration or arguments;
+3 the lakehouse is busy (another command held its lock longer than --wait); 128+N stopped by
+signal N (130 Ctrl-C, 143 SIGTERM).
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import shutil
 import sys
@@ -67,43 +71,186 @@ def print_summaries(settings: Settings, record_id: str | None = None) -> None:
         )
 
 
-def _failure_report(result: Any, settings: Settings, log_path: Path | None = None) -> None:
-    from sf_lakehouse.pipeline import run_problems
+def _warnings(result: Any, settings: Settings) -> None:
+    from sf_lakehouse.pipeline import rejects_warnings
 
-    for problem in run_problems(result):
+    for line in rejects_warnings(result, settings):
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def _failure_report(result: Any, settings: Settings, log_path: Path | None = None) -> None:
+    from sf_lakehouse.pipeline import run_problems, skipped_steps
+
+    _warnings(result, settings)
+    for problem in run_problems(result, settings):
         print(f"  {problem}", file=sys.stderr)
+    skipped = skipped_steps(result)
+    if skipped:
+        print(f"  skipped (upstream failed): {', '.join(skipped)}", file=sys.stderr)
     if log_path is not None:
         print(f"  full log: {log_path}", file=sys.stderr)
 
 
+def _lock(settings: Settings, command: str, wait: float, name: str | None = None) -> Any:
+    """Take the lakehouse home's lock (sf_lakehouse.run_lock), telling the user if it waits."""
+    from sf_lakehouse.run_lock import LOCK_FILE_NAME, LakehouseLock
+
+    lock = LakehouseLock(settings.home, command, name=name or LOCK_FILE_NAME)
+
+    def waiting(holder: Any) -> None:
+        who = holder.describe() if holder else "another sf-lakehouse command"
+        print(f"waiting up to {wait:.0f} s for the lakehouse lock: {who} holds it", file=sys.stderr)
+
+    return lock.acquire(wait_seconds=wait, on_wait=waiting)
+
+
+def _note_abandoned(instance: Any, settings: Settings) -> None:
+    from sf_lakehouse.pipeline import PID_TAG, mark_abandoned_runs
+
+    for run in mark_abandoned_runs(instance, settings):
+        print(
+            f"note: run {run.run_id} ({run.job_name}) was left unfinished by a killed "
+            f"sf-lakehouse process (pid {run.tags.get(PID_TAG, '?')}); marked failed",
+            file=sys.stderr,
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sf_lakehouse.config import resolve_settings
-    from sf_lakehouse.definitions import PIPELINE_JOB_NAME
-    from sf_lakehouse.pipeline import (
-        apply_environment,
-        dagster_instance,
-        load_env_file,
-        run_pipeline,
-        run_problems,
-    )
+    from sf_lakehouse.env_file import apply_environment, load_env_file
 
     if args.env_file:
         apply_environment(load_env_file(Path(args.env_file)))
     settings = resolve_settings()
-    job_name = settings.object(args.object).job_name if args.object else PIPELINE_JOB_NAME
-    result = run_pipeline(settings, dagster_instance(settings), job_name=job_name)
-    problems = run_problems(result)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if not result.success:
-        print(f"run {result.run_id} failed", file=sys.stderr)
+    spec = settings.object(args.object) if args.object else None
+    lock = _lock(settings, "run", args.wait)
+    try:
+        return _run_holding_lock(args, settings, lock, spec.job_name if spec else None)
+    finally:
+        lock.release()
+
+
+def _run_holding_lock(
+    args: argparse.Namespace, settings: Settings, lock: Any, job_name: str | None
+) -> int:
+    import os
+    import traceback
+
+    from dagster import DagsterExecutionInterruptedError
+
+    from sf_lakehouse.definitions import PIPELINE_JOB_NAME
+    from sf_lakehouse.lakehouse.tables import OWNER_PID_VAR
+    from sf_lakehouse.pipeline import (
+        RunSummary,
+        close_run,
+        dagster_instance,
+        extraction_counts,
+        new_run_id,
+        output_to,
+        run_log_path,
+        run_pipeline,
+        run_tags,
+    )
+    from sf_lakehouse.processes import SignalLog, terminate_descendants
+
+    job_name = job_name or PIPELINE_JOB_NAME
+    instance = dagster_instance(settings)
+    _note_abandoned(instance, settings)
+    run_id = new_run_id()
+    lock.note_run(run_id)
+    log_path = run_log_path(settings, run_id)
+    where = f"({settings.environment}, {job_name})"
+    print(f"run {run_id} started {where}; log: {log_path}", file=sys.stderr)
+    # dbt (a child process) refuses to commit once this process is gone.
+    os.environ[OWNER_PID_VAR] = str(os.getpid())
+    result = None
+    crash: str | None = None
+    try:
+        with output_to(log_path):
+            try:
+                result = run_pipeline(
+                    settings,
+                    instance,
+                    log_level="DEBUG",
+                    job_name=job_name,
+                    run_id=run_id,
+                    tags=run_tags(settings, log_path),
+                )
+            except Exception as error:  # not a step's failure: Dagster itself gave up
+                traceback.print_exc()  # into the log
+                first = (str(error).strip().splitlines() or [""])[0]
+                crash = f"{type(error).__name__}: {first}"
+    except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+        pass  # stopped by a signal; reported below
+    finally:
+        terminate_descendants()
+        received = SIGNALS.received() if SIGNALS is not None else []
+        stopped_by = SignalLog.name(received[0]) if received else None
+        close_run(
+            instance,
+            run_id,
+            f"sf-lakehouse (pid {os.getpid()}) stopped by {stopped_by or 'an error'}; "
+            "marked failed",
+        )
+    if crash is not None and stopped_by is None:
+        print(f"run {run_id} failed {where}: {crash}", file=sys.stderr)
+        print(f"  full log: {log_path}", file=sys.stderr)
         return 1
-    if problems:
-        print(f"run {result.run_id} finished, but checks failed", file=sys.stderr)
+    summary = RunSummary.of(result, settings) if result is not None else None
+    if stopped_by is not None or summary is None or summary.interrupted:
+        signal_name = stopped_by or "a signal"
+        print(f"run {run_id} stopped by {signal_name} {where}; marked failed", file=sys.stderr)
+        if result is not None:
+            _failure_report(result, settings)
+        print(f"  full log: {log_path}", file=sys.stderr)
+        return 128 + received[0] if received else 130
+    if not summary.succeeded:
+        print(f"run {run_id} failed {where}", file=sys.stderr)
+        _failure_report(result, settings, log_path)
         return 1
-    print(f"run {result.run_id} succeeded ({settings.environment}, {job_name})")
+    if summary.problems:
+        print(f"run {run_id} finished, but checks failed {where}", file=sys.stderr)
+        _failure_report(result, settings, log_path)
+        return 1
+    counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
+    print(f"run {run_id} succeeded {where}" + (f": {counts}" if counts else ""))
+    _warnings(result, settings)
     if settings.is_local and not args.quiet:
         print_summaries(settings)
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from sf_lakehouse.config import resolve_settings
+    from sf_lakehouse.lakehouse.query import LakehouseNotCreatedError
+
+    settings = resolve_settings()
+    specs = (
+        tuple(settings.object(name) for name in args.object) if args.object else settings.objects
+    )
+    if settings.is_local and not settings.catalog_db_path.is_file():
+        raise LakehouseNotCreatedError(
+            f"no lakehouse at {settings.home} yet (no {settings.catalog_db_path.name}); nothing "
+            "to repair"
+        )
+    lock = _lock(settings, "repair", args.wait)
+    try:
+        from pyiceberg.exceptions import CommitFailedException
+
+        from sf_lakehouse.repair import repair_raw_tables
+
+        try:
+            reports = repair_raw_tables(settings, specs, dry_run=args.dry_run)
+        except CommitFailedException as error:
+            print(
+                f"error: a table changed while it was repaired ({error}); run the repair again",
+                file=sys.stderr,
+            )
+            return 1
+    finally:
+        lock.release()
+    for report in reports:
+        print(report.line(dry_run=args.dry_run))
     return 0
 
 
@@ -151,18 +298,32 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
-    from sf_lakehouse.config import HOME_VAR, resolve_settings
+    from sf_lakehouse.config import HOME_VAR
+    from sf_lakehouse.run_lock import LakehouseLock
+
+    started = time.monotonic()
+    base = Path(args.home or os.environ.get(HOME_VAR) or ".lakehouse").resolve()
+    # One demo per base directory at a time: it deletes and refills <base>/demo.
+    lock = LakehouseLock(base, "demo", name="demo.lock").acquire(wait_seconds=args.wait)
+    try:
+        return _demo(args, base / "demo", started)
+    finally:
+        lock.release()
+
+
+def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
+    from sf_lakehouse.config import resolve_settings
     from sf_lakehouse.emulator import SalesforceEmulator, generate_org
     from sf_lakehouse.pipeline import (
         apply_environment,
         dagster_instance,
         extraction_counts,
+        output_to,
         run_pipeline,
         run_problems,
+        run_tags,
     )
 
-    started = time.monotonic()
-    home = Path(args.home or os.environ.get(HOME_VAR) or ".lakehouse").resolve() / "demo"
     if home.exists():
         shutil.rmtree(home)  # the demo always starts from an empty lakehouse
     home.mkdir(parents=True)
@@ -180,10 +341,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for number, clock in enumerate(DEMO_RUN_CLOCKS, start=1):
             emulator.set_clock(clock)
             log_path = home / "logs" / f"run-{number}.log"
-            log_path.parent.mkdir(exist_ok=True)
             # dagster-dbt echoes dbt's output to stdout; the demo keeps it in a file instead.
-            with log_path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-                result = run_pipeline(settings, instance, log_level="ERROR")
+            with output_to(log_path):
+                result = run_pipeline(
+                    settings, instance, log_level="DEBUG", tags=run_tags(settings, log_path)
+                )
             status = "ok" if result.success and not run_problems(result) else "FAILED"
             counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
             print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
@@ -215,7 +377,7 @@ def cmd_add_object(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from sf_lakehouse.config import resolve_settings
-    from sf_lakehouse.pipeline import apply_environment, load_env_file
+    from sf_lakehouse.env_file import apply_environment, load_env_file
     from sf_lakehouse.verify import verify
 
     if args.env_file:
@@ -241,6 +403,30 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     )
 
 
+DEFAULT_WAIT_SECONDS = 300.0
+
+
+def _add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=_seconds_arg,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="when another sf-lakehouse command holds this lakehouse, wait this long for it "
+        f"(default {DEFAULT_WAIT_SECONDS:.0f}), then give up with exit code 3",
+    )
+
+
+def _seconds_arg(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (e.g. 60)")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sf_lakehouse.emulator.cli import (
         add_emulator_arguments,
@@ -258,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--home", help="lakehouse directory (default: $SF_LAKEHOUSE_HOME or .lakehouse)"
     )
+    demo.add_argument("--wait", type=float, default=0, help=argparse.SUPPRESS)
     demo.set_defaults(handler=cmd_demo)
 
     run = commands.add_parser("run", help="materialize the asset graph once for SF_LAKEHOUSE_ENV")
@@ -266,7 +453,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no summaries after the run")
     run.add_argument("--object", help="run one object's job (API name, e.g. Account)")
+    _add_wait(run)
     run.set_defaults(handler=cmd_run)
+
+    repair = commands.add_parser(
+        "repair",
+        help="remove duplicate (id, systemmodstamp) versions from raw tables (one commit each)",
+        description="Rewrite each raw table without duplicate (id, systemmodstamp) versions, "
+        "keeping the row with the latest _extracted_at, in one Iceberg commit. Needed once "
+        "for tables written by versions that could store a version twice (two runs at once); "
+        "the check raw_versions_are_unique names this command when it finds duplicates.",
+    )
+    repair.add_argument("--object", action="append", help="only this object (API name; repeatable)")
+    repair.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    _add_wait(repair)
+    repair.set_defaults(handler=cmd_repair)
 
     emulator = commands.add_parser("emulator", help="serve a Salesforce API emulator on 127.0.0.1")
     add_emulator_arguments(emulator)
@@ -342,16 +543,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Which termination signals arrived (set by main; Dagster swaps the handlers during a run).
+SIGNALS: Any = None
+
+EXIT_CONFIG = 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global SIGNALS
+    from sf_lakehouse.processes import handle_termination_signals
+
+    SIGNALS = handle_termination_signals()
     args = build_parser().parse_args(argv)
     from sf_lakehouse.config import ConfigError
+    from sf_lakehouse.lakehouse.query import LakehouseNotCreatedError
+    from sf_lakehouse.run_lock import BUSY_EXIT_CODE, LakehouseBusyError
     from sf_lakehouse.salesforce.types import SalesforceConfigError
 
     try:
         return int(args.handler(args))
-    except (ConfigError, SalesforceConfigError, FileNotFoundError) as error:
+    except LakehouseBusyError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return BUSY_EXIT_CODE
+    except (ConfigError, SalesforceConfigError, LakehouseNotCreatedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except FileNotFoundError as error:
+        name = f" {error.filename}" if error.filename else ""
+        print(f"error: no such file{name}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        received = SIGNALS.received() if SIGNALS is not None else []
+        name = SIGNALS.name(received[0]) if received else "SIGINT"
+        print(f"sf-lakehouse {args.command}: stopped by {name}", file=sys.stderr)
+        return 128 + (received[0] if received else 2)
 
 
 if __name__ == "__main__":

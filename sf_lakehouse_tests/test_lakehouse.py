@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pyarrow as pa
 import pytest
 
 from sf_lakehouse.config import Settings
+from sf_lakehouse.lakehouse import tables
 from sf_lakehouse.lakehouse.tables import (
+    OWNER_PID_VAR,
     RAW_LAYOUT,
+    ColumnTypeChangedError,
+    OrphanedWriteError,
     PartitionField,
     TableLayout,
     append_rows,
+    declared_unique_key,
     ensure_table,
     open_catalog,
     replace_rows,
@@ -87,3 +93,115 @@ def test_replace_rows_swaps_content_in_one_snapshot(settings: Settings) -> None:
     table = catalog.load_table("sf_curated_local.dim")
     assert table.scan().to_arrow().to_pylist() == [{"id": "c", "division": "APAC"}]
     assert [f.name for f in table.spec().fields] == ["division"]
+
+
+def raw_batch(keys: list[tuple[str, int]], division: str = "EMEA") -> pa.Table:
+    """Raw versions (id, minute of systemmodstamp)."""
+    return pa.table(
+        {
+            "id": pa.array([k for k, _ in keys], pa.string()),
+            "systemmodstamp": pa.array(
+                [STAMP + dt.timedelta(minutes=m) for _, m in keys], pa.timestamp("us")
+            ),
+            "division": pa.array([division] * len(keys), pa.string()),
+            "_extracted_at": pa.array([STAMP] * len(keys), pa.timestamp("us")),
+        }
+    )
+
+
+def stored_keys(table) -> list[tuple[str, dt.datetime]]:
+    rows = table.refresh().scan(selected_fields=("id", "systemmodstamp")).to_arrow()
+    return sorted(
+        zip(rows.column("id").to_pylist(), rows.column("systemmodstamp").to_pylist(), strict=True)
+    )
+
+
+def test_raw_appends_never_store_a_version_twice(settings: Settings) -> None:
+    catalog = open_catalog(settings.catalog_properties())
+    first = raw_batch([("a", 0), ("b", 0)])
+    table = ensure_table(catalog, "sf_raw_local.sf_user", first.schema, RAW_LAYOUT)
+    assert declared_unique_key(table) == ("id", "systemmodstamp")
+    assert append_rows(table, first) == 2
+    # A stale extraction appends the same versions again, plus one new one twice in its batch.
+    again = raw_batch([("a", 0), ("b", 0), ("c", 5), ("c", 5)], division="APAC")
+    assert append_rows(catalog.load_table("sf_raw_local.sf_user"), again) == 1
+    assert [k for k, _ in stored_keys(table)] == ["a", "b", "c"]
+    assert append_rows(catalog.load_table("sf_raw_local.sf_user"), again) == 0
+
+
+def test_a_lost_commit_race_is_retried_with_the_duplicates_checked_again(
+    settings: Settings,
+) -> None:
+    """Two writers loaded the table at the same snapshot and extracted the same versions: the
+    second one's commit fails (the first committed), and its retry finds the versions stored."""
+    catalog = open_catalog(settings.catalog_properties())
+    seed = raw_batch([("a", 0)])
+    ensure_table(catalog, "sf_raw_local.sf_user", seed.schema, RAW_LAYOUT)
+    append_rows(catalog.load_table("sf_raw_local.sf_user"), seed)
+    writer_one = catalog.load_table("sf_raw_local.sf_user")
+    writer_two = catalog.load_table("sf_raw_local.sf_user")
+    increment = raw_batch([("b", 1), ("c", 2)])
+    assert append_rows(writer_one, increment) == 2
+    both = raw_batch([("b", 1), ("c", 2), ("d", 3)])
+    assert append_rows(writer_two, both) == 1  # only d: b and c were committed by writer one
+    assert [k for k, _ in stored_keys(writer_one)] == ["a", "b", "c", "d"]
+    snapshots = catalog.load_table("sf_raw_local.sf_user").snapshots()
+    assert len(snapshots) == 3
+
+
+def test_concurrent_first_writes_create_the_table_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writers that both found no namespace and no table: the second one's creations fail
+    (the first made them in the meantime) and it loads the table instead."""
+    catalog = open_catalog(settings.catalog_properties())
+    data = raw_batch([("a", 0)])
+    first = ensure_table(catalog, "sf_raw_local.sf_user", data.schema, RAW_LAYOUT)
+    late = open_catalog(settings.catalog_properties())
+
+    def stale_at_first(real, stale_answer):
+        """`real`, except that its first answer is the one it gave before `first` ran."""
+        calls = []
+
+        def answer(*args):
+            calls.append(args)
+            return stale_answer if len(calls) == 1 else real(*args)
+
+        return answer
+
+    monkeypatch.setattr(late, "namespace_exists", stale_at_first(late.namespace_exists, False))
+    monkeypatch.setattr(
+        tables, "load_table_or_none", stale_at_first(tables.load_table_or_none, None)
+    )
+    second = ensure_table(late, "sf_raw_local.sf_user", data.schema, RAW_LAYOUT)
+    assert first.metadata.table_uuid == second.metadata.table_uuid
+
+
+def test_a_changed_field_type_names_the_column_and_the_fix(settings: Settings) -> None:
+    catalog = open_catalog(settings.catalog_properties())
+    first = batch(["a"], amount=pa.array([1.5], pa.float64()))
+    table = ensure_table(catalog, "sf_raw_local.sf_opportunity", first.schema, RAW_LAYOUT)
+    append_rows(table, first)
+    changed = batch(["b"], amount=pa.array(["one million"], pa.string()))
+    with pytest.raises(ColumnTypeChangedError) as error:
+        append_rows(catalog.load_table("sf_raw_local.sf_opportunity"), changed)
+    message = str(error.value)
+    assert "column amount of sf_raw_local.sf_opportunity is double" in message
+    assert "type changed" in message and "\n" not in message
+
+
+def test_a_process_whose_run_has_died_does_not_commit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt started by `sf-lakehouse run` inherits the run's pid; once that process is gone
+    (this process's parent is another one), its writes are refused."""
+    catalog = open_catalog(settings.catalog_properties())
+    data = batch(["a"])
+    table = ensure_table(catalog, "sf_curated_local.dim", data.schema, TableLayout())
+    gone = max(os.getpid(), os.getppid()) + 1_000_000
+    monkeypatch.setenv(OWNER_PID_VAR, str(gone))
+    with pytest.raises(OrphanedWriteError):
+        replace_rows(table, data)
+    assert catalog.load_table("sf_curated_local.dim").current_snapshot() is None
+    monkeypatch.setenv(OWNER_PID_VAR, str(os.getppid()))  # the run is alive: it commits
+    assert replace_rows(table, data) == 1

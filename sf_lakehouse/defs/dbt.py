@@ -22,6 +22,7 @@ from sf_lakehouse.config.objects import CURATED_PREFIX, STAGING_PREFIX
 from sf_lakehouse.dbt_models import code_version
 from sf_lakehouse.defs import CURATED_GROUP, OWNERS, freshness_policy
 from sf_lakehouse.defs.dimension_changes import change_metadata
+from sf_lakehouse.defs.pools import DBT_POOL
 from sf_lakehouse.defs.resources import dbt_executable, dbt_vars_arg
 from sf_lakehouse.lakehouse.increments import CODE_VERSION_PROPERTY, snapshot_property
 from sf_lakehouse.lakehouse.io_manager import column_schema
@@ -145,6 +146,7 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
         project=project,
         dagster_dbt_translator=LakehouseDbtTranslator(specs),
         name="sf_lakehouse_dbt",
+        pool=DBT_POOL,  # one dbt build at a time (sf_lakehouse.defs.pools)
     )
     def sf_lakehouse_dbt_models(
         context: AssetExecutionContext, dbt: DbtCliResource, lakehouse: LakehouseResource

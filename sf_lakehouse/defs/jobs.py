@@ -1,4 +1,8 @@
-"""Jobs and schedules: one pipeline job over every object, one per object, and maintenance."""
+"""Jobs and schedules: one pipeline job over every object, one per object, and maintenance.
+
+Maintenance runs one op per pool (sf_lakehouse.defs.pools): each object's raw table in the
+object's pool, the dimensions in dbt's, so it never rewrites a table while a run writes it.
+"""
 
 import datetime as dt
 from collections.abc import Sequence
@@ -8,15 +12,25 @@ from dagster import (
     AssetKey,
     AssetObservation,
     AssetSelection,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     JobDefinition,
+    OpDefinition,
     OpExecutionContext,
+    RunRequest,
+    RunsFilter,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
     job,
     op,
+    schedule,
 )
 
 from sf_lakehouse.config import ObjectSpec, Settings
+from sf_lakehouse.defs.pools import DBT_POOL, raw_pool
 from sf_lakehouse.lakehouse.maintenance import maintain_table
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 
@@ -60,11 +74,18 @@ def maintained_tables(specs: Sequence[ObjectSpec]) -> list[AssetKey]:
     ]
 
 
-def build_maintenance_job(settings: Settings) -> JobDefinition:
-    tables = maintained_tables(settings.objects)
+def _maintenance_op(
+    name: str, pool: str, tables: Sequence[AssetKey], settings: Settings
+) -> OpDefinition:
+    names = ", ".join(key.to_user_string() for key in tables)
 
-    @op(description="Compact small files, expire old snapshots and delete orphan files.")
-    def maintain_iceberg_tables(context: OpExecutionContext, lakehouse: LakehouseResource) -> None:
+    @op(
+        name=name,
+        pool=pool,
+        description=f"Compact small files, expire old snapshots and delete orphan files of "
+        f"{names} (pool {pool}).",
+    )
+    def maintain(context: OpExecutionContext, lakehouse: LakehouseResource) -> None:
         now = dt.datetime.now(dt.UTC)
         for key in tables:
             identifier = lakehouse.identifier(key.path)
@@ -76,30 +97,82 @@ def build_maintenance_job(settings: Settings) -> JobDefinition:
             context.log.info(f"{identifier}: {report}")
             context.log_event(AssetObservation(asset_key=key, metadata=report.as_metadata()))
 
+    return maintain
+
+
+def build_maintenance_job(settings: Settings) -> JobDefinition:
+    specs = settings.objects
+    ops = [
+        _maintenance_op(
+            f"maintain_{spec.name}_raw_table",
+            raw_pool(spec),
+            [AssetKey(list(spec.raw_asset_key))],
+            settings,
+        )
+        for spec in specs
+    ]
+    ops.append(
+        _maintenance_op(
+            "maintain_dimensions",
+            DBT_POOL,
+            [AssetKey(list(spec.dimension_asset_key)) for spec in specs],
+            settings,
+        )
+    )
+
     @job(
         name=MAINTENANCE_JOB_NAME,
         description="Iceberg maintenance of every raw table and dimension (retention in "
-        "config/pipeline-config.yml).",
+        "config/pipeline-config.yml), each in the pool of the steps that write it.",
     )
     def lakehouse_maintenance() -> None:
-        maintain_iceberg_tables()
+        for maintain in ops:
+            maintain()
 
     return lakehouse_maintenance
+
+
+IN_PROGRESS = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+def runs_in_progress(instance: DagsterInstance, job_names: Sequence[str]) -> list[DagsterRun]:
+    """Runs of these jobs that are queued or running."""
+    runs: list[DagsterRun] = []
+    for name in job_names:
+        runs += instance.get_runs(filters=RunsFilter(job_name=name, statuses=IN_PROGRESS))
+    return runs
 
 
 def build_schedules(
     settings: Settings, pipeline_job: Any, maintenance_job: JobDefinition
 ) -> list[ScheduleDefinition]:
     schedules = settings.config.schedules
+
+    @schedule(
+        name=f"{PIPELINE_JOB_NAME}_schedule",
+        job=pipeline_job,
+        cron_schedule=schedules.pipeline.cron,
+        execution_timezone=schedules.pipeline.timezone,
+        description="Extract and rebuild every object on a fixed cadence, whether or not "
+        "the change sensor fired; skipped while the previous pipeline run is still going.",
+    )
+    def pipeline_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        busy = runs_in_progress(context.instance, [PIPELINE_JOB_NAME])
+        if busy:
+            return SkipReason(
+                f"run {busy[0].run_id} of {PIPELINE_JOB_NAME} is still in progress "
+                f"({busy[0].status.value}); the next tick starts a new one"
+            )
+        return RunRequest()
+
     return [
-        ScheduleDefinition(
-            name=f"{PIPELINE_JOB_NAME}_schedule",
-            job=pipeline_job,
-            cron_schedule=schedules.pipeline.cron,
-            execution_timezone=schedules.pipeline.timezone,
-            description="Extract and rebuild every object on a fixed cadence, whether or not "
-            "the change sensor fired.",
-        ),
+        pipeline_schedule,
         ScheduleDefinition(
             name=f"{MAINTENANCE_JOB_NAME}_schedule",
             job=maintenance_job,

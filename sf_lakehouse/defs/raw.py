@@ -23,6 +23,7 @@ from dagster_aws.pipes import PipesGlueClient
 
 from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
+from sf_lakehouse.defs.pools import raw_pool
 from sf_lakehouse.extraction import extract_increment, rejects_identifier, write_rejects
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
@@ -63,6 +64,8 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         "group_name": SALESFORCE_RAW_GROUP,
         "owners": OWNERS,
         "freshness_policy": freshness_policy(spec.freshness.raw),
+        # One writer of the raw table at a time (sf_lakehouse.defs.pools).
+        "pool": raw_pool(spec),
         "metadata": {
             **RAW_LAYOUT.as_metadata(),
             "write_mode": "append",

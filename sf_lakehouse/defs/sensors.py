@@ -23,6 +23,7 @@ from dagster import (
 from dagster_shared.error import SerializableErrorInfo
 
 from sf_lakehouse.config import FreshnessWindow, ObjectSpec, Settings
+from sf_lakehouse.defs.jobs import PIPELINE_JOB_NAME, runs_in_progress
 from sf_lakehouse.extraction import read_watermark
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.salesforce.client import SalesforceClient
@@ -106,11 +107,24 @@ def build_change_sensor(settings: Settings, object_jobs: Sequence[Any]) -> Senso
         salesforce: SalesforceResource,
         lakehouse: LakehouseResource,
     ) -> SensorResult:
-        client = salesforce.connect()
         cursor = json.loads(context.cursor) if context.cursor else {}
         requests: list[RunRequest] = []
         skipped: list[str] = []
+        busy = {
+            run.job_name: run
+            for run in runs_in_progress(
+                context.instance, [PIPELINE_JOB_NAME, *(spec.job_name for spec in specs)]
+            )
+        }
+        client = salesforce.connect()
         for spec in specs:
+            running = busy.get(spec.job_name) or busy.get(PIPELINE_JOB_NAME)
+            if running is not None:
+                # Its pool would make a new run wait; the next tick asks again.
+                skipped.append(
+                    f"{spec.api_name}: run {running.run_id} of {running.job_name} in progress"
+                )
+                continue
             raw = lakehouse.load_table(spec.raw_asset_key)
             watermark = read_watermark(raw, spec.cursor.lower())
             probe = probe_changes(client, spec, watermark)

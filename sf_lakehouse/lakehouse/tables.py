@@ -1,12 +1,20 @@
 """Iceberg tables: the catalog, table layouts declared as data, and safe writes.
 
 Every write here is one Iceberg commit (schema evolution included), so a failed run leaves a table
-exactly as it was.
+exactly as it was. A killed writer leaves at most unreferenced files, which no reader sees (the
+maintenance job's orphan sweep deletes them). A table may declare a unique key (the table property
+`sf-lakehouse.unique-key`; the raw tables declare `id,systemmodstamp`): an append then skips rows
+whose key is already stored, checked against the table as it is at the commit, so two writers
+of the same versions never store them twice. A commit that loses a race with another writer
+(`CommitFailedException`) is retried on the reloaded table, the key check redone.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,9 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog, load_catalog
-from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.expressions import In
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchTableError,
+)
+from pyiceberg.expressions import (
+    AlwaysTrue,
+    And,
+    BooleanExpression,
+    GreaterThanOrEqual,
+    In,
+    LessThanOrEqual,
+)
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.table import Table
 from pyiceberg.transforms import (
@@ -32,6 +51,16 @@ from pyiceberg.transforms import (
 
 CATALOG_NAME = "sf_lakehouse"
 WRITE_ID_PROPERTY = "sf-lakehouse-write-id"
+# Comma-separated columns; an append never stores a second row with the same values of them.
+UNIQUE_KEY_PROPERTY = "sf-lakehouse.unique-key"
+# Attempts of one write when other writers commit first (optimistic concurrency).
+COMMIT_ATTEMPTS = 6
+# Set by `sf-lakehouse run` to its pid: a child process (dbt) whose parent has died refuses to
+# commit, so a killed run never rewrites a table after the fact.
+OWNER_PID_VAR = "SF_LAKEHOUSE_OWNER_PID"
+# Test-only hook (see `_test_pause`): tests that kill a run at a commit set these.
+TEST_PAUSE_VAR = "SF_LAKEHOUSE_TEST_PAUSE_AT"
+TEST_BARRIER_VAR = "SF_LAKEHOUSE_TEST_BARRIER"
 
 # Transforms are spelled as in Iceberg's own table metadata: `identity`, `day`, `bucket[16]`,
 # `truncate[16]`; the parameterised ones take their width (bucket count, truncation length).
@@ -110,8 +139,18 @@ RAW_LAYOUT = TableLayout(
         "write.format.default": "parquet",
         "write.parquet.compression-codec": "snappy",
         "write.target-file-size-bytes": str(128 * 1024 * 1024),
+        UNIQUE_KEY_PROPERTY: "id,systemmodstamp",
     },
 )
+
+
+class OrphanedWriteError(RuntimeError):
+    """This process's run has ended (its parent died): committing now would change a table
+    behind the back of the next run."""
+
+
+class ColumnTypeChangedError(ValueError):
+    """New data has a column whose type differs from the table's and cannot be cast to it."""
 
 
 def open_catalog(properties: Mapping[str, str]) -> Catalog:
@@ -156,15 +195,26 @@ def ensure_table(
     # AWS checks the permission before the existence: a role that may not create databases
     # gets AccessDenied from create_namespace_if_not_exists even when the database exists.
     if not catalog.namespace_exists(namespace):
-        catalog.create_namespace(namespace)
+        try:
+            catalog.create_namespace(namespace)
+        except Exception:
+            # Another writer created it in the meantime (the SQL catalog then fails on its
+            # unique constraint rather than with NamespaceAlreadyExistsError).
+            if not catalog.namespace_exists(namespace):
+                raise
     table = load_table_or_none(catalog, identifier)
     if table is None:
-        table = catalog.create_table(
-            identifier,
-            schema=nullable_schema(schema),
-            partition_spec=PartitionSpec(),
-            properties=dict(layout.properties),
-        )
+        try:
+            table = catalog.create_table(
+                identifier,
+                schema=nullable_schema(schema),
+                partition_spec=PartitionSpec(),
+                properties=dict(layout.properties),
+            )
+        except Exception:
+            table = load_table_or_none(catalog, identifier)  # another writer created it first
+            if table is None:
+                raise
     missing_sources = [
         p.source for p in layout.partition_fields if p.source not in table.schema().column_names
     ]
@@ -186,35 +236,136 @@ def ensure_table(
         if k != "format-version" and table.properties.get(k) != v
     }
     if stale:
-        with table.transaction() as tx:
-            tx.set_properties(stale)
+        _with_commit_retries(table, lambda t: _set_properties(t, stale))
         table = catalog.load_table(identifier)
     return table
 
 
-def align_to_table(data: pa.Table, table_schema: pa.Schema) -> pa.Table:
+def _set_properties(table: Table, properties: Mapping[str, str]) -> None:
+    with table.transaction() as tx:
+        tx.set_properties(dict(properties))
+
+
+def _table_name(table: Table) -> str:
+    return ".".join(table.name())
+
+
+def align_to_table(
+    data: pa.Table, table_schema: pa.Schema, table_name: str = "the table"
+) -> pa.Table:
     """Order and cast `data` like the table; table columns absent from `data` become NULL."""
     columns = []
     for target in table_schema:
         if target.name in data.column_names:
-            columns.append(data.column(target.name).cast(target.type))
+            column = data.column(target.name)
+            try:
+                columns.append(column.cast(target.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise ColumnTypeChangedError(
+                    f"column {target.name} of {table_name} is {target.type} but the new data has "
+                    f"{column.type} values that do not convert ({str(error).splitlines()[0]}): "
+                    "the field's type changed at the source; keep the old column by renaming it "
+                    "in the table (ALTER TABLE ... RENAME COLUMN) or stop extracting the field, "
+                    "then run again"
+                ) from None
         else:
             columns.append(pa.nulls(data.num_rows, target.type))
     return pa.Table.from_arrays(columns, schema=nullable_schema(table_schema))
 
 
-def append_rows(table: Table, data: pa.Table) -> int:
-    """Append in one commit, adding new columns first (schema evolution: never drop, never fail)."""
+def declared_unique_key(table: Table) -> tuple[str, ...]:
+    """The columns the table declares unique (`UNIQUE_KEY_PROPERTY`); empty when none."""
+    value = table.properties.get(UNIQUE_KEY_PROPERTY, "")
+    return tuple(c.strip() for c in value.split(",") if c.strip())
+
+
+def _key_window(data: pa.Table, key: Sequence[str]) -> BooleanExpression:
+    """A filter that reads only the part of the table where `data`'s keys can be: the range of
+    each timestamp key column (the raw tables' systemmodstamp)."""
+    condition: BooleanExpression = AlwaysTrue()
+    for name in key:
+        column = data.column(name)
+        if not pa.types.is_timestamp(column.type) or column.null_count == len(column):
+            continue
+        low, high = pc.min(column).as_py(), pc.max(column).as_py()
+        for bound, op in ((low, GreaterThanOrEqual), (high, LessThanOrEqual)):
+            if isinstance(bound, dt.datetime):
+                condition = And(condition, op(name, bound.replace(tzinfo=None).isoformat()))
+    return condition
+
+
+def only_unstored_rows(table: Table, data: pa.Table, key: Sequence[str]) -> pa.Table:
+    """`data` without the rows whose key the table already stores, and without repeats of a key
+    inside `data` (the first is kept). Rows with a NULL in the key are always kept."""
+    if data.num_rows == 0:
+        return data
+    key = tuple(key)
+    stored: set[tuple[Any, ...]] = set()
+    if table.current_snapshot() is not None and all(k in table.schema().column_names for k in key):
+        existing = table.scan(row_filter=_key_window(data, key), selected_fields=key).to_arrow()
+        stored = set(zip(*(existing.column(k).to_pylist() for k in key), strict=True))
+    keep = []
+    for row_key in zip(*(data.column(k).to_pylist() for k in key), strict=True):
+        if any(v is None for v in row_key):
+            keep.append(True)
+            continue
+        keep.append(row_key not in stored)
+        stored.add(row_key)
+    return data.filter(pa.array(keep, pa.bool_()))
+
+
+def _retryable(error: BaseException) -> bool:
+    """Another writer committed first (or held the SQLite catalog a moment too long)."""
+    if isinstance(error, CommitFailedException):
+        return True
+    return type(error).__name__ == "OperationalError" and "database is locked" in str(error)
+
+
+def _with_commit_retries(table: Table, write: Callable[[Table], Any]) -> Any:
+    """Run `write` (one commit) until it wins: after a lost race, reload the table and redo the
+    write from the start, so every check inside `write` sees the other writer's commit."""
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return write(table)
+        except Exception as error:
+            if not _retryable(error) or attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+            table = table.refresh()
+    raise AssertionError("unreachable")
+
+
+def _evolve_schema(tx: Any, data: pa.Table) -> None:
+    current = tx.table_metadata.schema().column_names
+    new_columns = [n for n in data.column_names if n not in current]
+    if new_columns:
+        with tx.update_schema() as update:
+            update.union_by_name(data.select(new_columns).schema)
+
+
+def append_rows(table: Table, data: pa.Table, unique_key: Sequence[str] | None = None) -> int:
+    """Append in one commit, adding new columns first (schema evolution: never drop, never fail).
+
+    With a unique key (`unique_key`, else the table's declared one), rows whose key is stored
+    already are skipped, checked again after every lost commit race. Returns the rows appended.
+    """
     if data.num_rows == 0:
         return 0
     data = pa.Table.from_arrays(data.columns, schema=nullable_schema(data.schema))
-    with table.transaction() as tx:
-        new_columns = [n for n in data.column_names if n not in table.schema().column_names]
-        if new_columns:
-            with tx.update_schema() as update:
-                update.union_by_name(data.select(new_columns).schema)
-        tx.append(align_to_table(data, tx.table_metadata.schema().as_arrow()))
-    return data.num_rows
+    name = _table_name(table)
+
+    def write(current: Table) -> int:
+        key = tuple(unique_key) if unique_key is not None else declared_unique_key(current)
+        rows = only_unstored_rows(current, data, key) if key else data
+        if rows.num_rows == 0:
+            return 0
+        with current.transaction() as tx:
+            _evolve_schema(tx, rows)
+            tx.append(align_to_table(rows, tx.table_metadata.schema().as_arrow(), name))
+            _before_commit(name)
+        return rows.num_rows
+
+    return _with_commit_retries(table, write)
 
 
 def replace_rows(
@@ -226,20 +377,19 @@ def replace_rows(
 ) -> int:
     """Replace the whole content in one commit (a rebuild), or with `records` = (key column,
     keys) only the rows of those records (an incremental build). `properties` go into the
-    table's properties and the snapshot summary of the same commit."""
+    table's properties and the snapshot summary of the same commit.
+
+    Not retried on a lost race: the other writer's content may be newer than this one."""
     data = pa.Table.from_arrays(data.columns, schema=nullable_schema(data.schema))
+    name = _table_name(table)
     with table.transaction() as tx:
-        current = tx.table_metadata.schema().column_names
-        new_columns = [n for n in data.column_names if n not in current]
-        if new_columns:
-            with tx.update_schema() as update:
-                update.union_by_name(data.select(new_columns).schema)
+        _evolve_schema(tx, data)
         if properties:
             tx.set_properties(dict(properties))
         # An overwrite commits a delete and an append snapshot; a shared id marks them as one
         # write, so readers can find the state before it.
         summary = {**(properties or {}), WRITE_ID_PROPERTY: uuid.uuid4().hex}
-        aligned = align_to_table(data, tx.table_metadata.schema().as_arrow())
+        aligned = align_to_table(data, tx.table_metadata.schema().as_arrow(), name)
         if records is None:
             tx.overwrite(aligned, snapshot_properties=summary)
         else:
@@ -249,7 +399,52 @@ def replace_rows(
                 overwrite_filter=In(key_column, sorted(keys)),
                 snapshot_properties=summary,
             )
+        _before_commit(name)
     return data.num_rows
+
+
+def rewrite_rows(table: Table, data: pa.Table, operation: str) -> int:
+    """Replace the content with `data` (same schema) in one commit, failing if another writer
+    committed since `table` was loaded (a repair must not lose a concurrent append)."""
+    data = pa.Table.from_arrays(data.columns, schema=nullable_schema(data.schema))
+    name = _table_name(table)
+    with table.transaction() as tx:
+        tx.overwrite(
+            align_to_table(data, tx.table_metadata.schema().as_arrow(), name),
+            snapshot_properties={
+                WRITE_ID_PROPERTY: uuid.uuid4().hex,
+                "sf-lakehouse-operation": operation,
+            },
+        )
+        _before_commit(name)
+    return data.num_rows
+
+
+def _before_commit(table_name: str) -> None:
+    """Checks just before a commit: the run that started this process is still alive."""
+    owner = os.environ.get(OWNER_PID_VAR, "")
+    if owner.isdigit() and int(owner) != os.getpid() and os.getppid() != int(owner):
+        raise OrphanedWriteError(
+            f"not committing to {table_name}: the sf-lakehouse run (pid {owner}) that started "
+            "this process has ended"
+        )
+    _test_pause("commit", table_name)
+
+
+def _test_pause(point: str, detail: str) -> None:
+    """Test-only barrier, off unless `SF_LAKEHOUSE_TEST_PAUSE_AT` is set (tests that kill a run
+    in the middle of an Iceberg commit set it). `SF_LAKEHOUSE_TEST_PAUSE_AT=commit` pauses before
+    every commit, `commit:<database>.<table>` before that table's: the process writes
+    `<point>.reached` (its pid and the table) into the directory `SF_LAKEHOUSE_TEST_BARRIER` and
+    waits until `<point>.release` appears there."""
+    wanted = os.environ.get(TEST_PAUSE_VAR)
+    if not wanted or wanted not in (point, f"{point}:{detail}"):
+        return
+    barrier = Path(os.environ.get(TEST_BARRIER_VAR) or ".")
+    barrier.mkdir(parents=True, exist_ok=True)
+    (barrier / f"{point}.reached").write_text(f"{os.getpid()} {detail}\n", encoding="utf-8")
+    while not (barrier / f"{point}.release").exists():
+        time.sleep(0.05)
 
 
 def state_before_last_write(table: Table) -> int | None:

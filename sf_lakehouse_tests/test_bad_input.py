@@ -1,0 +1,219 @@
+"""Bad configuration and bad commands: one line naming the file, key or argument and the fix,
+never a traceback. Real `sf-lakehouse` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from sf_lakehouse.config import REPO_ROOT
+from sf_lakehouse.emulator import SalesforceEmulator
+from sf_lakehouse.extraction import extract_increment
+from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
+from sf_lakehouse.salesforce.client import ConnectionSettings, connect, settings_from_environment
+from sf_lakehouse_tests.cli_runs import home_settings
+from sf_lakehouse_tests.histories import at, user
+
+CLI = [sys.executable, "-m", "sf_lakehouse.cli"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SF_", "DAGSTER_HOME"))}
+    return {**clean, "SF_LAKEHOUSE_HOME": str(tmp_path / "lakehouse")}
+
+
+def cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def one_line(done: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The command failed with `code` and said why in exactly one line."""
+    assert done.returncode == code, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def broken_config(tmp_path: Path, edit: Callable[[Path], None]) -> Path:
+    """A copy of config/ with one mistake; returns its pipeline-config.yml."""
+    config = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", config)
+    edit(config)
+    return config / "pipeline-config.yml"
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+BAD_CONFIGS = {
+    "yaml syntax": (
+        lambda c: (c / "pipeline-config.yml").write_text(
+            (c / "pipeline-config.yml").read_text() + "\n  broken: [unclosed\n"
+        ),
+        ["pipeline-config.yml", "line", "not valid YAML"],
+    ),
+    "unknown key": (
+        lambda c: _replace(c / "objects" / "user.yml", "lookback_seconds:", "lookbak_seconds:"),
+        ["user.yml", "lookbak_seconds", "unknown key", "lookback_seconds"],
+    ),
+    "negative lookback": (
+        lambda c: _replace(
+            c / "objects" / "user.yml", "lookback_seconds: 300", "lookback_seconds: -5"
+        ),
+        ["user.yml", "lookback_seconds", "-5", "greater than or equal to 0"],
+    ),
+    "text lookback": (
+        lambda c: _replace(
+            c / "objects" / "user.yml", "lookback_seconds: 300", "lookback_seconds: 5m"
+        ),
+        ["user.yml", "lookback_seconds", "valid integer"],
+    ),
+    "soql in the field list": (
+        lambda c: _replace(
+            c / "objects" / "user.yml", "Title,", "Title FROM User WHERE Id != null,"
+        ),
+        ["user.yml", "fields", "not SOQL"],
+    ),
+    "page size": (
+        lambda c: _replace(c / "objects" / "user.yml", "page_size: 2000", "page_size: -5"),
+        ["user.yml", "extraction.page_size", "-5"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_a_bad_configuration_is_one_line_naming_file_and_key(
+    case: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    edit, expected = BAD_CONFIGS[case]
+    config = broken_config(tmp_path, edit)
+    line = one_line(cli({**env, "SF_LAKEHOUSE_CONFIG": str(config)}, "run", "--quiet"))
+    for fragment in expected:
+        assert fragment in line, line
+    assert not (tmp_path / "lakehouse").exists()  # nothing was started
+
+
+def test_bad_commands_are_one_line_each(tmp_path: Path, env: dict[str, str]) -> None:
+    line = one_line(cli({**env, "SF_LAKEHOUSE_ENV": "qa"}, "run"))
+    assert "unknown environment 'qa'" in line and "known environments" in line
+
+    env_file = tmp_path / "emulator.env"
+    env_file.write_text("SF_USERNAME=someone\nthis line is not a setting\n", encoding="utf-8")
+    line = one_line(cli(env, "run", "--env-file", str(env_file)))
+    assert f"{env_file}, line 2: expected KEY=VALUE" in line
+    line = one_line(cli(env, "run", "--env-file", str(tmp_path / "missing.env")))
+    assert "missing.env: no such file" in line and "emulator --env-file" in line
+
+    line = one_line(cli(env, "run", "--object", "Invoice"))
+    assert "no object spec 'Invoice'" in line and "User" in line
+
+    history = tmp_path / "org.jsonl"
+    history.write_text(json.dumps(user("005000000000000AAA", 0, "EMEA")) + "\n{not json\n")
+    line = one_line(cli(env, "emulator", "--history", str(history)))
+    assert "org.jsonl, line 2: not valid JSON" in line
+
+    # Before the first run: nothing to query or repair, and nothing is created.
+    line = one_line(cli(env, "query", "select 1"))
+    assert "run `sf-lakehouse run`" in line
+    line = one_line(cli(env, "repair"))
+    assert "no lakehouse at" in line and "nothing to repair" in line
+    assert not (tmp_path / "lakehouse").exists()
+    line = one_line(cli(env, "query", ""))
+    assert "the SQL is empty" in line
+
+    wait = cli(env, "run", "--wait", "soon")  # argparse: usage, then the one error line
+    assert wait.returncode == 2 and "argument --wait: 'soon' is not a number of seconds" in (
+        wait.stderr
+    )
+
+
+def test_query_with_bad_sql_or_an_unknown_table(tmp_path: Path, env: dict[str, str]) -> None:
+    settings = home_settings(tmp_path / "lakehouse")
+    catalog = open_catalog(settings.catalog_properties())
+    stamp = pa.array([at(0).replace(tzinfo=None)], pa.timestamp("us"))
+    table = pa.table({"id": ["a"], "systemmodstamp": stamp, "_extracted_at": stamp})
+    append_rows(ensure_table(catalog, "sf_raw_local.sf_user", table.schema, RAW_LAYOUT), table)
+    line = one_line(cli(env, "query", "select * from sf_raw_local.no_such_table"), code=1)
+    assert line.startswith("query failed:") and "no_such_table" in line
+    line = one_line(cli(env, "query", "selec id from sf_raw_local.sf_user"), code=1)
+    assert line.startswith("query failed:") and "syntax error" in line
+    as_of = cli(env, "query", "select 1", "--as-of", "never")
+    assert as_of.returncode == 2 and "--as-of 'never' is not an ISO-8601 timestamp" in as_of.stderr
+    ok = cli(env, "query", "select count(*) as n from sf_raw_local.sf_user", "--format", "csv")
+    assert ok.returncode == 0 and ok.stdout.splitlines() == ["n", "1"]
+
+
+def test_run_time_mistakes_end_in_a_short_summary(tmp_path: Path, env: dict[str, str]) -> None:
+    """A plain-text login URL, a field the org does not have: the run fails saying which step
+    and why, and where the full log is. A field whose type changed: its values are rejected
+    (the run goes on), and one warning names the field, the table they went to and the fix."""
+    a, b = "005000000000000AAA", "005000000000000BBB"
+    history = [user(a, 0, "EMEA", Score__c=1.5), user(b, 1, "APAC", Score__c=2.5)]
+    emulator = SalesforceEmulator(history, workdir=tmp_path / "emulator", now=at(60)).start()
+    later = None
+    try:
+        sf = emulator.env_vars()
+        plain = {**env, **sf, "SF_LOGIN_URL": sf["SF_LOGIN_URL"].replace("https", "http")}
+        summary = run_summary(cli(plain, "run", "--quiet", "--object", "User"))
+        assert "SF_LOGIN_URL" in summary[1] and "https://" in summary[1]
+
+        # A field the spec lists that this org does not have.
+        config = broken_config(
+            tmp_path, lambda c: _replace(c / "objects" / "user.yml", "Title,", "Title, Nope__c,")
+        )
+        missing = cli({**env, **sf, "SF_LAKEHOUSE_CONFIG": str(config)}, "run", "--object", "User")
+        summary = run_summary(missing)
+        assert "step sf_raw__sf_user failed" in summary[1] and "Nope__c" in summary[1]
+
+        # An earlier run stored Score__c as a number (extracted here, in this process); then
+        # the org made the field text.
+        settings = home_settings(tmp_path / "lakehouse")
+        spec = settings.object("User")
+        client = connect(ConnectionSettings(**settings_from_environment(sf)))
+        first = extract_increment(client, None, spec, run_id="first", extracted_at=at(60))
+        catalog = open_catalog(settings.catalog_properties())
+        raw = ensure_table(catalog, "sf_raw_local.sf_user", first.rows.schema, RAW_LAYOUT)
+        append_rows(raw, first.rows)
+        assert str(raw.refresh().schema().find_field("score__c").field_type) == "double"
+        text_now = [*history, user(a, 120, "LATAM", Score__c="high")]
+        later = SalesforceEmulator(text_now, workdir=tmp_path / "later", now=at(180)).start()
+        changed = cli({**env, **later.env_vars()}, "run", "--quiet", "--object", "User")
+        assert changed.returncode == 0, changed.stdout + changed.stderr
+        assert "User 2 read, 0 new, 1 rejected" in changed.stdout
+        [warning] = [line for line in changed.stderr.splitlines() if line.startswith("warning")]
+        assert "1 value(s) rejected into sf_raw_local.sf_user_rejects" in warning
+        assert f"record {a}: Score__c: 'high'" in warning and "change the column" in warning
+    finally:
+        emulator.stop()
+        if later is not None:
+            later.stop()
+
+
+def run_summary(done: subprocess.CompletedProcess) -> list[str]:
+    """`run X failed`, one line per failed step, the log's path; no traceback."""
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("run ") and "started" in lines[0]
+    lines = lines[1:]
+    assert lines[0].startswith("run ") and " failed " in lines[0], lines
+    assert lines[-1].startswith("  full log: ")
+    log = Path(lines[-1].removeprefix("  full log: "))
+    assert log.is_file() and "STEP_FAILURE" in log.read_text()  # the details are in the log
+    assert len(lines) <= 4, lines
+    return lines

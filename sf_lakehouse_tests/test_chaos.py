@@ -1,0 +1,50 @@
+"""A short seeded chaos replay: a multi-object history replayed over two clock steps under a
+seeded plan of emulator faults (5xx, resets, expired sessions, rate limits, lost query locators,
+stalls), with a run killed at a seeded point (SIGKILL, whole process group) and run again; the
+tables end as a fault-free replay's (one successful run per clock step).
+`benchmarks/chaos_replay.py` is the long version, with a real fault-free replay to compare
+with."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from sf_lakehouse.emulator import generate_org
+from sf_lakehouse_tests.chaos import ChaosReplay, quick_retries_config, transient_faults
+from sf_lakehouse_tests.cli_runs import (
+    assert_tables_equal_a_clean_replay,
+    faulty_emulator,
+    home_settings,
+)
+
+START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
+SEED = 20260301
+
+
+def test_a_seeded_chaos_replay_ends_with_the_tables_of_a_fault_free_replay(
+    tmp_path: Path,
+) -> None:
+    history = generate_org(users=6, seed=SEED % 1000, start=START, days=2)
+    clocks = [START + dt.timedelta(hours=20), START + dt.timedelta(days=1, hours=20)]
+    home = tmp_path / "lakehouse"
+    lines: list[str] = []
+    plan = transient_faults(SEED, rate=2.0)
+    config = quick_retries_config(tmp_path)
+    with faulty_emulator(history, tmp_path / "emulator", clocks[0], plan) as emulator:
+        chaos = ChaosReplay(
+            emulator,
+            home,
+            tmp_path,
+            seed=SEED,
+            kill_probability=1.0,
+            max_kills=1,
+            env={"SF_LAKEHOUSE_CONFIG": str(config)},
+            log=lines.append,
+        )
+        report = chaos.replay(clocks)
+    print("\n".join([*lines, *report.lines()]))
+    assert sum(report.kills.values()) + report.missed_kills == 1, lines
+    assert report.succeeded == len(clocks), lines
+    assert sum(report.faults_injected.values()) > 0 and report.client["retries"] > 0
+    assert_tables_equal_a_clean_replay(home_settings(home), history, clocks)
