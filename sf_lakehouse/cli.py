@@ -139,6 +139,7 @@ def _run_holding_lock(
     from dagster import DagsterExecutionInterruptedError
 
     from sf_lakehouse.definitions import PIPELINE_JOB_NAME
+    from sf_lakehouse.defs.dbt import FULL_REFRESH_TAG
     from sf_lakehouse.lakehouse.tables import OWNER_PID_VAR
     from sf_lakehouse.pipeline import (
         RunSummary,
@@ -174,7 +175,10 @@ def _run_holding_lock(
                     log_level="DEBUG",
                     job_name=job_name,
                     run_id=run_id,
-                    tags=run_tags(settings, log_path),
+                    tags={
+                        **run_tags(settings, log_path),
+                        **({FULL_REFRESH_TAG: "true"} if args.full_refresh else {}),
+                    },
                 )
             except Exception as error:  # not a step's failure: Dagster itself gave up
                 traceback.print_exc()  # into the log
@@ -453,6 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no summaries after the run")
     run.add_argument("--object", help="run one object's job (API name, e.g. Account)")
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the dimensions from the whole raw tables instead of incrementally",
+    )
     _add_wait(run)
     run.set_defaults(handler=cmd_run)
 
