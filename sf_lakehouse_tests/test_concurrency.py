@@ -8,23 +8,27 @@ import datetime as dt
 import json
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pytest
 
 from sf_lakehouse.config import Settings
 from sf_lakehouse.definitions import build_definitions
 from sf_lakehouse.defs.checks import raw_checks
-from sf_lakehouse.defs.jobs import MAINTENANCE_JOB_NAME
+from sf_lakehouse.defs.jobs import MAINTENANCE_JOB_NAME, PIPELINE_JOB_NAME
 from sf_lakehouse.defs.pools import DBT_POOL, raw_pool
 from sf_lakehouse.defs.raw import build_raw_asset
 from sf_lakehouse.defs.resources import build_resources
+from sf_lakehouse.defs.sensors import CHANGE_SENSOR_NAME
 from sf_lakehouse.lakehouse.tables import append_rows, open_catalog
-from sf_lakehouse.pipeline import dagster_instance
-from sf_lakehouse.run_lock import BUSY_EXIT_CODE
+from sf_lakehouse.pipeline import INSTANCE_YAML, dagster_instance
+from sf_lakehouse.run_lock import BUSY_EXIT_CODE, LakehouseBusyError, LakehouseLock
 from sf_lakehouse_tests.cli_runs import (
     RunProcess,
     cli_env,
@@ -185,7 +189,7 @@ def test_two_runs_at_once_then_duplicates_from_an_older_version_repaired(
     assert len(set(extracted)) == 2
     # Nothing blocks the next run: every raw check passes on the repaired table.
     for name, (_, evaluate) in raw_checks(spec).items():
-        assert evaluate(table).passed, name
+        assert evaluate(table, None).passed, name  # over the whole table
     assert dimension(settings, spec) == before
 
 
@@ -206,3 +210,79 @@ def test_a_run_stopped_by_sigterm_leaves_no_child_and_is_marked_failed(tmp_path:
     [record] = instance.get_runs()
     assert record.status == dg.DagsterRunStatus.FAILURE
     assert json.loads((home / "sf-lakehouse.lock").read_text() or "{}") == {}
+
+
+def test_the_schedule_and_the_change_sensor_skip_while_their_job_runs(tmp_path: Path) -> None:
+    settings = home_settings(tmp_path / "lakehouse")
+    definitions = build_definitions(settings)
+    instance = dagster_instance(settings)
+    schedule = definitions.resolve_schedule_def(f"{PIPELINE_JOB_NAME}_schedule")
+    with dg.build_schedule_context(instance=instance) as context:
+        assert schedule.evaluate_tick(context).run_requests
+    pipeline = definitions.resolve_job_def(PIPELINE_JOB_NAME)
+    running = instance.create_run_for_job(pipeline, run_config={})  # queued, not finished
+    with dg.build_schedule_context(instance=instance) as context:
+        tick = schedule.evaluate_tick(context)
+    assert not tick.run_requests
+    assert f"run {running.run_id} of {PIPELINE_JOB_NAME} is still in progress" in (
+        tick.skip_message or ""
+    )
+    # The change sensor asks Salesforce nothing for objects whose job is running.
+    sensor = definitions.resolve_sensor_def(CHANGE_SENSOR_NAME)
+    with dg.build_sensor_context(
+        instance=instance, definitions=definitions, resources=dict(definitions.resources)
+    ) as context:
+        result = sensor.evaluate_tick(context)
+    assert not result.run_requests
+    for spec in settings.objects:
+        assert f"{spec.api_name}: run {running.run_id} of {PIPELINE_JOB_NAME} in progress" in (
+            result.skip_message or ""
+        )
+
+
+def test_the_lock_names_its_holder_and_knows_when_one_was_killed(tmp_path: Path) -> None:
+    home = tmp_path / "lakehouse"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from sf_lakehouse.run_lock import LakehouseLock; "
+            "lock = LakehouseLock(sys.argv[1], 'run').acquire(); print('held', flush=True); "
+            "time.sleep(120)",
+            str(home),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(LakehouseBusyError) as busy:
+        LakehouseLock(home, "repair").acquire(wait_seconds=0.5)
+    assert f"pid {holder.pid} (`sf-lakehouse run` since" in str(busy.value)
+    assert "waited 0 s" in str(busy.value) or "waited 1 s" in str(busy.value)
+    holder.kill()  # SIGKILL: the kernel releases the lock, the file still names the holder
+    holder.wait()
+    lock = LakehouseLock(home, "repair").acquire(wait_seconds=5)
+    assert lock.previous is not None and lock.previous.pid == holder.pid
+    lock.note_run("run-1")
+    assert json.loads((home / "sf-lakehouse.lock").read_text())["run_id"] == "run-1"
+    lock.release()
+    assert (home / "sf-lakehouse.lock").read_text() == ""  # ended normally
+    again = LakehouseLock(home, "run").acquire()
+    assert again.previous is None
+    again.release()
+
+
+def test_the_cli_instance_gets_pool_limits_unless_its_config_was_edited(tmp_path: Path) -> None:
+    settings = home_settings(tmp_path / "lakehouse")
+    config = settings.dagster_home / "dagster.yaml"
+    config.parent.mkdir(parents=True)
+    # A home made by an earlier version: its instance config had no pools.
+    config.write_text(
+        "telemetry:\n  enabled: false\nnux:\n  enabled: false\nfreshness:\n  enabled: true\n"
+    )
+    assert dagster_instance(settings).get_concurrency_config().pool_config.default_pool_limit == 1
+    assert config.read_text() == INSTANCE_YAML
+    edited = "telemetry:\n  enabled: false\n"  # someone's own configuration stays
+    config.write_text(edited)
+    dagster_instance(settings)
+    assert config.read_text() == edited

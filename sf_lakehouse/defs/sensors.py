@@ -116,7 +116,7 @@ def build_change_sensor(settings: Settings, object_jobs: Sequence[Any]) -> Senso
                 context.instance, [PIPELINE_JOB_NAME, *(spec.job_name for spec in specs)]
             )
         }
-        client = salesforce.connect()
+        client = None  # connected when an object needs asking
         for spec in specs:
             running = busy.get(spec.job_name) or busy.get(PIPELINE_JOB_NAME)
             if running is not None:
@@ -127,6 +127,7 @@ def build_change_sensor(settings: Settings, object_jobs: Sequence[Any]) -> Senso
                 continue
             raw = lakehouse.load_table(spec.raw_asset_key)
             watermark = read_watermark(raw, spec.cursor.lower())
+            client = client or salesforce.connect()
             probe = probe_changes(client, spec, watermark)
             if probe.changed == 0:
                 skipped.append(f"{spec.api_name}: no change")

@@ -422,13 +422,13 @@ def rewrite_rows(table: Table, data: pa.Table, operation: str) -> int:
 
 def _before_commit(table_name: str) -> None:
     """Checks just before a commit: the run that started this process is still alive."""
+    _test_pause("commit", table_name)
     owner = os.environ.get(OWNER_PID_VAR, "")
     if owner.isdigit() and int(owner) != os.getpid() and os.getppid() != int(owner):
         raise OrphanedWriteError(
             f"not committing to {table_name}: the sf-lakehouse run (pid {owner}) that started "
             "this process has ended"
         )
-    _test_pause("commit", table_name)
 
 
 def _test_pause(point: str, detail: str) -> None:
