@@ -40,6 +40,12 @@ def _rss(pid: int) -> tuple[float, float]:
     return kib[0] / 2**20, kib[1] / 2**20
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "sf_lakehouse.cli", *args]
 
@@ -55,10 +61,14 @@ def generate(path: Path, users: int, with_sales: bool) -> None:
     if not with_sales:
         command += ["--accounts", "0", "--opportunities", "0"]
     began = time.monotonic()
+    before = os.times()
     subprocess.run(command, check=True, env=_environment(), cwd=REPO_ROOT)
     elapsed = time.monotonic() - began
+    after = os.times()
+    cpu = after.children_user + after.children_system - before.children_user
+    cpu -= before.children_system
     size = path.stat().st_size / 2**30
-    print(f"generate-org: {elapsed:.1f} s, {size:.2f} GiB of history")
+    print(f"generate-org: {elapsed:.1f} s ({cpu:.1f} CPU s), {size:.2f} GiB of history")
 
 
 def serve(path: Path, workdir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
@@ -84,7 +94,11 @@ def serve(path: Path, workdir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
         time.sleep(0.05)
     elapsed = time.monotonic() - began
     current, peak = _rss(process.pid)
-    print(f"load and serve: {elapsed:.1f} s; RSS {current:.2f} GiB, peak {peak:.2f} GiB")
+    cpu = _cpu(process.pid)
+    print(
+        f"load and serve: {elapsed:.1f} s ({cpu:.1f} CPU s); "
+        f"RSS {current:.2f} GiB, peak {peak:.2f} GiB"
+    )
     env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
     return process, env
 
@@ -136,6 +150,8 @@ def query(env: dict[str, str], process: subprocess.Popen) -> None:
     )
     current, peak = _rss(process.pid)
     print(f"after the queries: RSS {current:.2f} GiB, peak {peak:.2f} GiB ({total:,} users)")
+    load = os.getloadavg()[0]
+    print(f"machine load average while measuring: {load:.1f} on {os.cpu_count()} CPUs")
 
 
 def main() -> int:
