@@ -84,21 +84,22 @@ def pipeline_run(ctx: SizeContext, emulator: EmulatorProcess, plan: Json) -> Jso
         cwd=REPO_ROOT,
         timeout=RUN_TIMEOUT,
     )
+    # The id `sf-lakehouse run` prints; else the instance's newest run (another output format).
     run_id = _run_id(measured.stdout) or _run_id(log_path.read_text("utf-8", errors="replace"))
-    result: Json = {**plan, "process": measured.summary(), "run_id": run_id}
-    if measured.returncode != 0 or run_id is None:
+    result: Json = {**plan, "process": measured.summary()}
+    if measured.returncode != 0:
         return {**result, "error": f"sf-lakehouse run exited {measured.returncode}; {log_path}"}
     answer, _ = ctx.project.call(
         "benchmarks.project_side.inspect_run",
         "--home",
         str(ctx.lakehouse),
         "--run-id",
-        run_id,
+        run_id or "latest",
         "--export",
         str(ctx.observations / f"run-{number:02d}"),
         log_path=ctx.logs / f"inspect-{number:02d}.log",
     )
-    _drop_dbt_run_dirs(run_id)
+    _drop_dbt_run_dirs(answer["run_id"])
     return {**result, **answer}
 
 

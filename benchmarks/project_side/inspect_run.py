@@ -9,7 +9,7 @@
 * the rows the raw table received (`_run_id` = this run), shaped like the staging model, as
   `<export>/<object>.parquet`: the observations every peer is fed.
 
-    python -m benchmarks.project_side.inspect_run --home DIR --run-id ID [--export DIR]
+    python -m benchmarks.project_side.inspect_run --home DIR --run-id ID|latest [--export DIR]
 """
 
 from __future__ import annotations
@@ -143,14 +143,26 @@ def export_and_count(home: Path, run_id: str, export: Path | None) -> tuple[Json
     return appended, raw_rows, dimension_rows
 
 
+def latest_run_id(home: Path) -> str:
+    """The newest run of the instance (when `sf-lakehouse run` did not print its id)."""
+    from dagster import DagsterInstance
+
+    runs = DagsterInstance.from_config(str(home / "dagster")).get_runs(limit=1)
+    if not runs:
+        raise SystemExit(f"no Dagster run under {home / 'dagster'}")
+    return str(runs[0].run_id)
+
+
 def inspect_run(home: Path, run_id: str, export: Path | None) -> Json:
     from sf_lakehouse.config import resolve_settings
 
     settings = resolve_settings("local", home=home)
+    run_id = latest_run_id(home) if run_id == "latest" else run_id
     raw_steps = {"__".join(spec.raw_asset_key): spec.name for spec in settings.objects}
     timings = step_timings(home, run_id, raw_steps)
     appended, raw_rows, dimension_rows = export_and_count(home, run_id, export)
     return {
+        "run_id": run_id,
         **timings,
         "appended": appended,
         "raw_rows": raw_rows,
