@@ -163,7 +163,7 @@ def _missing(results: Sequence[Json], records: int) -> str:
     for result in results:
         if result["records_requested"] == records:
             return f"{size_label(records)} {status_of(result)}"
-    return f"{size_label(records)} not in BENCH_SIZES of the last runs"
+    return f"{size_label(records)} not measured yet (not in BENCH_SIZES so far)"
 
 
 def _ratio_status(value: float | None, limit: float) -> str:
@@ -374,6 +374,18 @@ def target_client_rate(results: Sequence[Json]) -> Verdict:
     )
 
 
+def marginal_bytes_per_version(results: Sequence[Json]) -> float | None:
+    """Emulator memory per extra version between the two largest measured sizes (without the
+    interpreter's own baseline)."""
+    done = [r for r in measured(results) if r.get("emulator", {}).get("rss_after_load_bytes")]
+    if len(done) < 2:
+        return None
+    small, large = done[-2], done[-1]
+    versions = large["org"]["versions"] - small["org"]["versions"]
+    memory = large["emulator"]["rss_after_load_bytes"] - small["emulator"]["rss_after_load_bytes"]
+    return memory / versions if versions > 0 else None
+
+
 def target_emulator_memory(results: Sequence[Json]) -> Verdict:
     target = "the emulator serves a 1M-record org from < 3 GB"
     result = at_size(results, 1_000_000)
@@ -387,11 +399,15 @@ def target_emulator_memory(results: Sequence[Json]) -> Verdict:
     planned = next((r for r in results if r["records_requested"] == 1_000_000), None)
     if basis is None:
         return Verdict(target, "n/a", "not measured", "")
-    per = basis["emulator"]["bytes_per_version"]
+    per = marginal_bytes_per_version(results) or basis["emulator"]["bytes_per_version"]
     versions = (planned or {}).get("org", {}).get("versions")
-    text = f"{per:.0f} B/version at {size_label(basis['org']['records'])}"
+    text = f"{f.gib(f.emulator_peak(basis))} at {size_label(basis['org']['records'])}, "
+    text += f"{per:.0f} B per record version"
     if versions:
-        text += f"; 1M records = {versions} versions ≈ {f.gib(per * versions)}"
+        estimate = basis["emulator"]["rss_after_load_bytes"] + per * (
+            versions - basis["org"]["versions"]
+        )
+        text += f"; 1M records = {versions} versions: about {f.gib(estimate)} (extrapolated)"
     return Verdict(target, text, "not measured at 1M", _missing(results, 1_000_000))
 
 

@@ -39,7 +39,7 @@ from benchmarks.project import Project, ProjectError
 # Until a size has been measured, assume what the emulator held per version when this
 # harness was written (about 4 KB of Python objects); later sizes use the measured value.
 DEFAULT_EMULATOR_BYTES_PER_VERSION = 4096
-MEMORY_HEADROOM = 0.8
+MEMORY_HEADROOM = 0.6  # the pipeline and the peers need memory too
 PEER_TIMEOUT = 6 * 3600.0
 
 
