@@ -436,6 +436,16 @@ def targets_table(results: Sequence[Json]) -> list[list[str]]:
 # --- outputs ---------------------------------------------------------------------------------
 
 
+def load_range(result: Json) -> str:
+    """The machine's load average while the size ran (other work shows in wall times)."""
+    loads = [
+        r["process"]["load_average"]
+        for r in (result.get("pipeline") or {}).get("runs") or []
+        if "load_average" in r.get("process", {})
+    ]
+    return f"load average {min(loads):.1f}-{max(loads):.1f}" if loads else "load not recorded"
+
+
 def provenance(results: Sequence[Json]) -> str:
     lines = []
     for result in results:
@@ -446,7 +456,7 @@ def provenance(results: Sequence[Json]) -> str:
             + (
                 f" (commit {git.get('commit')}{' + changes' if git.get('dirty') else ''}, "
                 f"{result.get('measured_at')}, {machine.get('cpus')} CPUs, "
-                f"{f.gib(machine.get('memory_bytes'))})"
+                f"{f.gib(machine.get('memory_bytes'))}, {load_range(result)})"
                 if "pipeline" in result
                 else ""
             )

@@ -109,12 +109,14 @@ def run_series(observations: Path, objects: Sequence[ObjectInfo], work: Path, va
     runs = []
     for run_dir in run_dirs(observations):
         resources = [scd2_resource(o, run_dir / f"{o.name}.parquet", variant) for o in objects]
-        begin = time.perf_counter()
+        begin, cpu = time.perf_counter(), time.process_time()
         pipeline.run(resources, loader_file_format=loader_format)
-        elapsed = time.perf_counter() - begin
+        elapsed, cpu = time.perf_counter() - begin, time.process_time() - cpu
         counts = row_counts(pipeline, objects)
         log(f"dlt {variant} {run_dir.name}: {elapsed:.2f} s, rows {counts}")
-        runs.append({"number": run_number(run_dir), "seconds": elapsed, "rows": counts})
+        runs.append(
+            {"number": run_number(run_dir), "seconds": elapsed, "cpu_seconds": cpu, "rows": counts}
+        )
     return {
         "tool": "dlt_scd2" if variant == "rows" else "dlt_scd2_parquet",
         "version": dlt.__version__,

@@ -2,8 +2,9 @@
 pipeline's own extraction (`extract_increment`) and its own Iceberg append (`ensure_table`,
 `append_rows` with the raw layout), timed apart.
 
-The API is forced through the object spec: `extraction.bulk_threshold` set above any count
-(REST) or to the lowest value the spec accepts (Bulk). Without that option the checkout has
+The API is forced through the object spec: `extraction.api` (`rest` / `bulk`) where specs have
+it, else `extraction.bulk_threshold` set above any count (REST) or to the lowest value the spec
+accepts (Bulk). Without that option the checkout has
 no Bulk API and `--api bulk` answers `{"available": false}`.
 
     python -m benchmarks.project_side.extract --env-file FILE --home DIR --api rest|bulk
@@ -22,6 +23,7 @@ from typing import Any
 from benchmarks.common import Json, emit, log
 from benchmarks.project_side.features import BULK_OPTION, bulk_support
 
+API_OPTION = "api"  # extraction.api: auto | rest | bulk, where the client has it
 REST_THRESHOLDS = (10**12, 2**31 - 1, 10**9, 10**7)
 BULK_THRESHOLDS = (0, 1, 2, 200, 1000, 2000, 10_000)
 
@@ -42,8 +44,15 @@ def with_threshold(spec: Any, candidates: Iterable[int]) -> Any:
 
 
 def spec_for(spec: Any, api: str, bulk_available: bool) -> Any:
+    """The spec forcing `api`: through `extraction.api` (rest|bulk) when specs have it, else
+    through the threshold."""
     if not bulk_available:
         return spec
+    options = type(spec.extraction)
+    if API_OPTION in getattr(options, "model_fields", {}):
+        current = spec.extraction.model_dump()
+        extraction = options.model_validate({**current, API_OPTION: api})
+        return spec.model_copy(update={"extraction": extraction})
     return with_threshold(spec, BULK_THRESHOLDS if api == "bulk" else REST_THRESHOLDS)
 
 
@@ -69,6 +78,7 @@ def extract_object(client: Any, catalog: Any, settings: Any, spec: Any) -> Json:
         "extract_cpu_seconds": cpu_extracted - cpu_started,
         "write_seconds": finished - extracted,
         BULK_OPTION: getattr(spec.extraction, BULK_OPTION, None),
+        f"extraction_{API_OPTION}": getattr(spec.extraction, API_OPTION, None),
     }
 
 

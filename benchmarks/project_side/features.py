@@ -52,9 +52,10 @@ def incremental_support(dbt_dir: Path | None = None) -> Json:
     the SQL of the models and macros."""
     dbt_dir = dbt_dir or REPO_ROOT / "dbt_project"
     evidence = [
-        f"{node['name']} materialized={node.get('config', {}).get('materialized')}"
+        f"{node['name']} materialized={node['config'].get('materialized')}"
         for node in _manifest_models(dbt_dir / "target" / "manifest.json")
-        if node.get("config", {}).get("materialized") == "incremental"
+        if "incremental" in str(node.get("config", {}).get("materialized"))
+        or node.get("config", {}).get("incremental_strategy")
     ]
     for path in sorted([*dbt_dir.glob("macros/*.sql"), *dbt_dir.glob("models/marts/*.sql")]):
         if "is_incremental(" in path.read_text(encoding="utf-8"):

@@ -102,6 +102,7 @@ def run_series(observations: Path, objects: Sequence[ObjectInfo], work: Path, db
             {
                 "number": run_number(run_dir),
                 "seconds": measured.seconds,
+                "cpu_seconds": measured.cpu_seconds,
                 "rows": counts,
                 "peak_tree_rss_bytes": measured.peak_tree_rss_bytes,
             }
