@@ -116,7 +116,18 @@ def features() -> Json:
         "git": {
             "commit": _git("rev-parse", "--short", "HEAD"),
             "branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
-            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+            "dirty": bool(
+                # the benchmark's own outputs do not make the measured code different
+                _git(
+                    "status",
+                    "--porcelain",
+                    "--untracked-files=no",
+                    "--",
+                    ".",
+                    ":!README.md",
+                    ":!benchmarks/results",
+                )
+            ),
         },
         "python_executable": sys.executable,
     }
