@@ -40,3 +40,19 @@ dev: install
 
 clean:
 	rm -rf $(VENV) .lakehouse dbt_project/target dbt_project/logs
+
+# Benchmarks (never part of `make test`): the peers (dlt, psutil, matplotlib) live in their own
+# venv from benchmarks/requirements.lock; the pipeline side runs with the project's .venv.
+# BENCH_SIZES=400,10000,100000,1000000 (default), BENCH_RUNS, BENCH_PEERS, ... see README.
+BENCH_VENV := benchmarks/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+.PHONY: bench
+
+$(BENCH_STAMP): benchmarks/requirements.lock
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -r benchmarks/requirements.lock
+	touch $(BENCH_STAMP)
+
+bench: install $(BENCH_STAMP)
+	BENCH_PROJECT_PYTHON=$(abspath $(BIN))/python $(BENCH_VENV)/bin/python -m benchmarks.run_all
