@@ -248,4 +248,4 @@ def run(
     start = query.offset or 0
     end = len(rows) if query.limit is None else min(len(rows), start + query.limit)
     rows = rows.slice(start, max(end - start, 0))
-    return Selection(history, rows, tuple(selected), query.is_count)
+    return Selection(history, rows.cast(pa.uint32()), tuple(selected), query.is_count)
