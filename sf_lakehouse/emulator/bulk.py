@@ -41,7 +41,7 @@ from .transport import Request, Response, error, json_response, not_found
 
 __all__ = ["BulkApi", "unsupported_in_bulk"]
 
-MAX_BULK_JOBS = 500
+MAX_BULK_JOBS = 200  # each keeps its answer (4 bytes a row) until deleted or pushed out
 DAILY_QUERY_JOBS = 10000
 DEFAULT_PAGE_RECORDS = 100_000
 FAILED_MESSAGE = "InternalServerError: the query job failed while processing. Retry the job."

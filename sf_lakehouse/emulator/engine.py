@@ -172,6 +172,10 @@ def _all(size: int, value: bool) -> pa.Array:
     return pa.nulls(size, pa.bool_()).fill_null(value)
 
 
+def _plain(values: pa.Array) -> pa.Array:
+    return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
+
+
 def _fields_in(expr: Expr) -> Iterator[Any]:
     if isinstance(expr, And | Or):
         for operand in expr.operands:
@@ -188,7 +192,7 @@ def _python_mask(
     """The dict evaluator's answer for ``expr`` (fields whose values do not fit their type)."""
     predicate = compiler.compile(expr)
     fields = {f.name: f for f in (compiler.resolve(ref) for ref in _fields_in(expr))}
-    columns = {name: history.column(name, rows).to_pylist() for name in fields}
+    columns = {name: _plain(history.column(name, rows)).to_pylist() for name in fields}
     out = []
     for i in range(len(rows)):
         view = {n: comparable_value(columns[n][i], f.type) for n, f in fields.items()}
@@ -248,4 +252,4 @@ def run(
     start = query.offset or 0
     end = len(rows) if query.limit is None else min(len(rows), start + query.limit)
     rows = rows.slice(start, max(end - start, 0))
-    return Selection(history, rows, tuple(selected), query.is_count)
+    return Selection(history, rows.cast(pa.uint32()), tuple(selected), query.is_count)

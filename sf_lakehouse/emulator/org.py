@@ -57,6 +57,10 @@ def _custom_prefixes(parts: dict[str, list[ObjectPart]]) -> dict[str, str]:
     return prefixes
 
 
+def _plain(values: pa.Array) -> pa.Array:
+    return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
+
+
 class Org:
     """The org of a history: objects, their records at a moment, and SOQL over them."""
 
@@ -91,7 +95,7 @@ class Org:
         for history in self._objects.values():
             duplicates = history.duplicate_rows()
             if len(duplicates):
-                suspects |= set(history.column("Id", duplicates).to_pylist())
+                suspects |= set(_plain(history.column("Id", duplicates)).to_pylist())
             ids = history.columns["Id"]
             distinct.append(ids.dictionary if pa.types.is_dictionary(ids.type) else ids)
         for i, left in enumerate(distinct):
@@ -107,7 +111,7 @@ class Org:
         for history in self._objects.values():
             ids = history.columns["Id"]
             rows = pc.indices_nonzero(pc.is_in(ids, value_set=wanted))
-            names = history.column("Id", rows).to_pylist()
+            names = _plain(history.column("Id", rows)).to_pylist()
             stamps = history.column(STAMP, rows).to_pylist()
             lines = history.column(LINE, rows).to_pylist()
             for record_id, stamp, line in zip(names, stamps, lines, strict=True):

@@ -80,7 +80,7 @@ def json_records(
     history = selection.history
     rows = _page_rows(selection, start, stop)
     name = history.spec.name
-    ids = history.column("Id", rows).to_pylist()
+    ids = _json_values(history.column("Id", rows))
     columns: list[tuple[str, list[Any]]] = []
     for field in selection.fields:
         values = _json_values(history.column(field.name, rows))
@@ -102,6 +102,8 @@ def json_records(
 
 
 def _json_values(values: pa.Array) -> list[Any]:
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()  # (to_pylist would convert the whole dictionary)
     if pa.types.is_timestamp(values.type):
         return format_datetimes(values).to_pylist()
     if pa.types.is_date32(values.type):
