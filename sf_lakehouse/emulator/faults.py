@@ -269,19 +269,19 @@ class Faults:
                 return None
 
         def positions(field: str, ftype: str, count: int) -> list[int]:
-            chosen: list[int] = []
+            chosen: set[int] = set()
             with self._lock:
                 if self._plan is None:
-                    return chosen
+                    return []
                 for index, fault in enumerate(self._plan.faults):
                     if fault.kind != "malformed" or not fault.selects(path):
                         continue
                     if (fault.field or "").casefold() != field.casefold():
                         continue
                     hits = [i for i in range(count) if self._draw(index, fault)]
-                    chosen.extend(i for i in hits if i not in chosen)
                     self._injected["malformed"] += len(hits)
-            return chosen
+                    chosen.update(hits)
+            return sorted(chosen)
 
         return positions
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import pyarrow.json as pj
 
 from .history import DEFAULT_OBJECT, STANDARD_OBJECT_NAMES, HistoryError, check_record
 from .objects import STANDARD_OBJECTS
-from .vectors import encode_strings, parse_datetimes
+from .vectors import TIMESTAMP, encode_strings, parse_datetimes
 
 __all__ = ["BLOCK_BYTES", "ObjectPart", "Presence", "read_file", "read_records"]
 
@@ -63,7 +64,7 @@ class _Block:
     columns: dict[str, pa.Array]
     lines: pa.Array  # int32: the line (file) or position (records) of each row
     record: Callable[[int], Any]  # the parsed record of row i, for messages
-    texts: Callable[[pa.Array], pa.Array] | None = None  # raw lines of rows (Arrow path)
+    texts: Callable[[pa.Array | None], pa.Array] | None = None  # raw lines (None: all)
     present: dict[str, pa.Array] | None = None  # exact key presence (Python path)
 
 
@@ -78,7 +79,8 @@ class _Reader:
 
     # --- Arrow path ------------------------------------------------------------------------
 
-    def arrow_block(self, data: bytes, first_line: int) -> None:
+    def arrow_block(self, data: bytes, first_line: int) -> int:
+        """Read one block of a file; return how many line ends it holds."""
         table = None
         for _ in range(3):
             schema = pa.schema([(name, pa.string()) for name in sorted(self.text_fields)])
@@ -89,7 +91,7 @@ class _Reader:
                     read_options=pj.ReadOptions(block_size=_PARSE_BLOCK),
                     parse_options=options,
                 )
-                lines, texts = _line_index(data, first_line, table.num_rows)
+                lines, texts, ends = _line_index(data, first_line, table.num_rows)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 table = None
                 break
@@ -99,8 +101,7 @@ class _Reader:
             self.text_fields |= guessed  # read them again as text, here and from now on
             table = None
         if table is None:
-            self.python_block(data, first_line)
-            return
+            return self.python_block(data, first_line)
         where = self.where
 
         def record(i: int) -> Any:
@@ -108,13 +109,16 @@ class _Reader:
 
         columns = {name: table.column(name).combine_chunks() for name in table.column_names}
         self.add(_Block(columns, lines, record, texts=texts))
+        return ends
 
     # --- Python path ------------------------------------------------------------------------
 
-    def python_block(self, data: bytes, first_line: int) -> None:
+    def python_block(self, data: bytes, first_line: int) -> int:
+        """Read one block line by line (``json.loads``); return how many line ends it holds."""
         records: list[dict[str, Any]] = []
         lines: list[int] = []
-        for offset, raw in enumerate(data.split(b"\n")):
+        raw_lines = data.split(b"\n")
+        for offset, raw in enumerate(raw_lines):
             line_no = first_line + offset
             try:
                 text = raw.decode("utf-8")
@@ -130,6 +134,7 @@ class _Reader:
             records.append(record)
             lines.append(line_no)
         self.records(records, lines)
+        return len(raw_lines) - 1
 
     def records(self, records: list[dict[str, Any]], lines: list[int]) -> None:
         """Validated records (``check_record`` passed) as one block."""
@@ -189,49 +194,117 @@ class _Reader:
     ) -> ObjectPart:
         spec = STANDARD_OBJECTS.get(name)
         standard = {f.name for f in spec.fields} if spec else _CUSTOM_STANDARD
-        ids = record_id.take(rows)
-        stamp = stamps.take(rows)
+        whole = len(rows) == len(block.lines)  # one object in the block: no copies
+
+        def take(values: pa.Array) -> pa.Array:
+            return values if whole else values.take(rows)
+
+        ids, stamp = take(record_id), take(stamps)
         columns: dict[str, pa.Array] = {
             "Id": encode_strings(ids),
             STAMP: stamp,
-            LINE: block.lines.take(rows),
+            LINE: take(block.lines),
         }
+        others = {
+            column: take(values)
+            for column, values in block.columns.items()
+            if column not in ("attributes", "Id", "SystemModstamp")
+        }
+        for column, values in others.items():
+            if column in standard and values.null_count < len(values):
+                columns[column] = encode_strings(values)
+        finder = _Presence(block, None if whole else rows, stamp, ids)
         presence: dict[str, Presence] = {}
-        for column, values in block.columns.items():
-            if column in ("attributes", "Id", "SystemModstamp"):
-                continue
-            values = values.take(rows)
-            if column in standard:
-                if values.null_count < len(values):
-                    columns[column] = encode_strings(values)
-                continue
-            mask = self.presence_mask(block, column, values, rows)
-            if not pc.any(mask).as_py():
-                continue
+        for column, (first_stamp, first_id) in finder.first(
+            {c: v for c, v in others.items() if c not in standard}
+        ).items():
             if column == "IsDeleted":  # on a User (other objects have it as standard)
-                self.fail(block, rows.filter(mask))
-            first_stamp = pc.min(stamp.filter(mask))
-            at_first = pc.and_(mask, pc.equal(stamp, first_stamp))
-            first_id = pc.min(ids.filter(at_first)).as_py()
-            order = self.order.get(column, 0)
-            presence[column] = Presence(first_stamp.value, first_id, order)
-            columns[column] = encode_strings(values)
+                self.fail(block, rows.filter(finder.rows_with(column, others[column])))
+            presence[column] = Presence(first_stamp, first_id, self.order.get(column, 0))
+            columns[column] = encode_strings(others[column])
         return ObjectPart(columns, presence)
 
-    @staticmethod
-    def presence_mask(block: _Block, column: str, values: pa.Array, rows: pa.Array) -> pa.Array:
-        """Rows that have ``column`` as a key: a value, or a null written as a key."""
-        if block.present is not None:
-            return block.present[column].take(rows)
-        valid = pc.is_valid(values)
-        missing = pc.invert(valid)
-        nulls = pc.indices_nonzero(missing)
-        if len(nulls) == 0 or block.texts is None:
-            return valid
-        found = pc.match_substring(block.texts(rows.take(nulls)), f'"{column}":')
-        if not pc.any(found).as_py():
-            return valid
-        return pc.replace_with_mask(valid, missing, found)
+
+class _Presence:
+    """Where a field first appears as a key among a block's rows of one object: the earliest
+    version with a value, or earlier with a null written out (found in the raw lines)."""
+
+    def __init__(
+        self, block: _Block, rows: pa.Array | None, stamps: pa.Array, ids: pa.Array
+    ) -> None:
+        self.block = block
+        self.rows = rows  # None: every row of the block
+        self.stamps = stamps
+        self.ids = ids
+        self._texts: pa.Array | None = None
+
+    def texts(self) -> pa.Array:
+        if self._texts is None:
+            assert self.block.texts is not None
+            self._texts = self.block.texts(self.rows)
+        return self._texts
+
+    def _earliest(self, mask: pa.Array) -> tuple[int, str]:
+        first = pc.min(self.stamps.filter(mask))
+        at_first = pc.and_(mask, pc.equal(self.stamps, first))
+        return first.value, pc.min(_plain(self.ids.filter(at_first))).as_py()
+
+    def _known(self, column: str) -> pa.Array:
+        present = self.block.present
+        assert present is not None
+        return present[column] if self.rows is None else present[column].take(self.rows)
+
+    def rows_with(self, column: str, values: pa.Array) -> pa.Array:
+        """The mask of rows that have ``column`` as a key."""
+        if self.block.present is not None:
+            return self._known(column)
+        found = pc.match_substring(self.texts(), f'"{column}":')
+        return pc.or_(pc.is_valid(values), found)
+
+    def first(self, candidates: dict[str, pa.Array]) -> dict[str, tuple[int, str]]:
+        out: dict[str, tuple[int, str]] = {}
+        if self.block.present is not None:  # records: presence is known exactly
+            for column in candidates:
+                mask = self._known(column)
+                if pc.any(mask).as_py():
+                    out[column] = self._earliest(mask)
+            return out
+        empty = []
+        for column, values in candidates.items():
+            valid = pc.is_valid(values)
+            if not pc.any(valid).as_py():
+                empty.append(column)
+                continue
+            earliest = self._earliest(valid)
+            # Only a null written out before the first value can come earlier.
+            before = pc.and_(
+                pc.invert(valid), pc.less_equal(self.stamps, pa.scalar(earliest[0], TIMESTAMP))
+            )
+            if self.block.texts is not None and pc.any(before).as_py():
+                found = pc.match_substring(self.texts().filter(before), f'"{column}":')
+                if pc.any(found).as_py():
+                    mask = pc.or_(valid, pc.replace_with_mask(before, before, found))
+                    earliest = self._earliest(mask)
+            out[column] = earliest
+        if empty and self.block.texts is not None:
+            # One pass for every field without a value here (mostly other objects' fields).
+            keys = "|".join(_re2_escape(column) for column in empty)
+            hits = pc.match_substring_regex(self.texts(), f'"(?:{keys})":')
+            if pc.any(hits).as_py():
+                matched = self.texts().filter(hits)
+                for column in empty:
+                    found = pc.match_substring(matched, f'"{column}":')
+                    if pc.any(found).as_py():
+                        out[column] = self._earliest(pc.replace_with_mask(hits, hits, found))
+        return out
+
+
+def _plain(values: pa.Array) -> pa.Array:
+    return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
+
+
+def _re2_escape(text: str) -> str:
+    return "".join(c if c.isalnum() or not c.isascii() else f"\\x{ord(c):02x}" for c in text)
 
 
 _CUSTOM_STANDARD = frozenset(
@@ -266,9 +339,8 @@ def _object_names(block: _Block) -> tuple[pa.Array, pa.Array]:
         objects = objects.fill_null(DEFAULT_OBJECT)
     missing = pc.is_null(attributes)
     if block.texts is not None and pc.any(missing).as_py():  # "attributes": null is wrong
-        found = pc.match_substring(block.texts(pc.indices_nonzero(missing)), '"attributes":')
-        if pc.any(found).as_py():
-            bad = pc.or_(bad, pc.replace_with_mask(_falses(n), missing, found))
+        found = pc.and_(missing, pc.match_substring(block.texts(None), '"attributes":'))
+        bad = pc.or_(bad, found)
     return objects, bad
 
 
@@ -284,19 +356,27 @@ def _parse_line(text: str, line_no: int, where: Callable[[int], str]) -> Any:
 
 def _line_index(
     data: bytes, first_line: int, rows: int
-) -> tuple[pa.Array, Callable[[pa.Array], pa.Array]]:
-    """Each row's line number, and a function giving the raw text of rows."""
-    text = pa.array([data], pa.binary()).cast(pa.string())
-    lines = pc.list_flatten(pc.split_pattern(text, "\n"))
+) -> tuple[pa.Array, Callable[[pa.Array | None], pa.Array], int]:
+    """Each row's line number, a function giving the raw text of rows (None: all) and the
+    number of line ends."""
+    whole = pa.StringArray.from_buffers(
+        1, pa.py_buffer(struct.pack("<ii", 0, len(data))), pa.py_buffer(data)
+    )
+    lines = pc.list_flatten(pc.split_pattern(whole, "\n"))
+    ends = len(lines) - 1
     if data.endswith(b"\n"):
         lines = lines.slice(0, len(lines) - 1)
-    if len(lines) == rows:
+    if len(lines) != rows:  # blank lines: Arrow's reader skips them
+        kept = pc.indices_nonzero(pc.not_equal(pc.utf8_trim_whitespace(lines), ""))
+        numbers = pc.add(kept.cast(pa.int32()), first_line)
+        lines = lines.take(kept)
+    else:
         numbers = pa.array(range(first_line, first_line + rows), pa.int32())
-        return numbers, lambda indices: lines.take(indices)
-    kept = pc.indices_nonzero(pc.not_equal(pc.utf8_trim_whitespace(lines), ""))
-    numbers = pc.add(kept.cast(pa.int32()), first_line)
-    texts = lines.take(kept)
-    return numbers, lambda indices: texts.take(indices)
+
+    def texts(indices: pa.Array | None) -> pa.Array:
+        return lines if indices is None else lines.take(indices)
+
+    return numbers, texts, ends
 
 
 def _array_of(values: list[Any], is_attributes: bool) -> pa.Array:
@@ -318,23 +398,21 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _file_blocks(path: Path) -> Iterator[tuple[bytes, int]]:
+def _file_blocks(path: Path) -> Iterator[bytes]:
+    """The file in blocks of about ``BLOCK_BYTES`` that end at a line end (the last may not)."""
     with path.open("rb") as handle:
-        line, rest = 1, b""
         while True:
             block = handle.read(BLOCK_BYTES)
             if not block:
-                break
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                rest = data
-                continue
-            chunk, rest = data[:cut], data[cut:]
-            yield chunk, line
-            line += chunk.count(b"\n")
-        if rest:
-            yield rest, line
+                return
+            cut = block.rfind(b"\n") + 1
+            if 0 < cut < len(block):
+                handle.seek(cut - len(block), 1)  # the partial line starts the next block
+                block = block[:cut]
+            elif cut == 0 and len(block) == BLOCK_BYTES:  # one line longer than a block
+                rest = handle.readline()
+                block += rest
+            yield block
 
 
 def read_file(path: Path) -> tuple[dict[str, list[ObjectPart]], dict[str, int]]:
@@ -342,8 +420,9 @@ def read_file(path: Path) -> tuple[dict[str, list[ObjectPart]], dict[str, int]]:
     path = Path(path)
     reader = _Reader(lambda line_no: f"{path}, line {line_no}")
     try:
-        for data, first_line in _file_blocks(path):
-            reader.arrow_block(data, first_line)
+        first_line = 1
+        for data in _file_blocks(path):
+            first_line += reader.arrow_block(data, first_line)
     except OSError as exc:
         raise HistoryError(f"{path}: cannot read the history file ({exc.strerror}).") from exc
     return reader.parts, reader.order

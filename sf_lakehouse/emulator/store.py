@@ -71,6 +71,18 @@ def _as_text(array: pa.Array) -> pa.Array:
     )
 
 
+def _encode(array: pa.Array) -> pa.Array:
+    return pc.dictionary_encode(array.cast(pa.string()))
+
+
+def _nulls(size: int, kind: pa.DataType) -> pa.Array:
+    if pa.types.is_dictionary(kind):  # an empty dictionary: Arrow cannot unify null entries
+        return pa.DictionaryArray.from_arrays(
+            pa.nulls(size, kind.index_type), pa.array([], kind.value_type)
+        )
+    return pa.nulls(size, kind)
+
+
 def unify(arrays: list[pa.Array]) -> pa.Array:
     """One array of the parts' arrays: nulls fill in, ints widen to doubles, else text."""
     kinds = {_value_type(a) for a in arrays if not pa.types.is_null(a.type)}
@@ -86,12 +98,15 @@ def unify(arrays: list[pa.Array]) -> pa.Array:
     if pa.types.is_nested(kind):
         kind, arrays = pa.string(), [_as_text(a) for a in arrays]
     if pa.types.is_string(kind):
-        arrays = [a if pa.types.is_dictionary(a.type) else pc.dictionary_encode(a) for a in arrays]
+        arrays = [
+            a if pa.types.is_dictionary(a.type) or pa.types.is_null(a.type) else _encode(a)
+            for a in arrays
+        ]
         target = pa.dictionary(pa.int32(), pa.string())
     else:
         arrays = [a.dictionary_decode() if pa.types.is_dictionary(a.type) else a for a in arrays]
         target = kind
-    filled = [pa.nulls(len(a), target) if pa.types.is_null(a.type) else a for a in arrays]
+    filled = [_nulls(len(a), target) if pa.types.is_null(a.type) else a for a in arrays]
     filled = [a if a.type == target else a.cast(target) for a in filled]
     return pa.concat_arrays(filled) if len(filled) > 1 else filled[0]
 

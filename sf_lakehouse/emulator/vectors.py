@@ -49,36 +49,40 @@ def _python_datetime(value: object) -> datetime | None:
 def parse_datetimes(values: pa.Array) -> pa.Array:
     """Datetime strings as ``timestamp[us, UTC]``; null where a value is not a datetime.
 
-    Naive values are UTC, as ``parse_sf_datetime`` takes them. A string column whose every
-    value has Salesforce's shape is one vectorised cast; the others go value by value.
+    Naive values are UTC, as ``parse_sf_datetime`` takes them. A column whose values all have a
+    zone, or all none, is one vectorised cast (a dictionary column: one per distinct value);
+    a mixed or odd one goes value by value through ``parse_sf_datetime``.
     """
     if pa.types.is_timestamp(values.type):
         if values.type.tz is None:
             return values.cast(pa.timestamp("us")).cast(TIMESTAMP)
         return values.cast(TIMESTAMP)
     if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    if pa.types.is_null(values.type):
-        return pa.nulls(len(values), TIMESTAMP)
+        return pc.take(parse_datetimes(values.dictionary), values.indices)
     if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
         return pa.nulls(len(values), TIMESTAMP)
+    if pc.all(pc.match_substring(values, "T").fill_null(True)).as_py():
+        for kind in (TIMESTAMP, pa.timestamp("us")):  # zoned, then naive (taken as UTC)
+            try:
+                return pc.cast(values, kind).cast(TIMESTAMP)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
     strict = pc.match_substring_regex(values, _STRICT_DATETIME).fill_null(True)
-    if pc.all(strict).as_py():
-        try:
-            return pc.cast(values, TIMESTAMP)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # e.g. a 30th of February: let Python decide value by value
     fast = pc.if_else(strict, values, pa.scalar(None, values.type))
     try:
         parsed = pc.cast(fast, TIMESTAMP)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        parsed, strict = pa.nulls(len(values), TIMESTAMP), pa.array([False] * len(values))
+        parsed, strict = pa.nulls(len(values), TIMESTAMP), _falses(len(values))
     slow = pc.invert(strict)
     if not pc.any(slow).as_py():
         return parsed
     others = values.filter(slow).to_pylist()
     replacements = pa.array([_python_datetime(v) for v in others], TIMESTAMP)
     return pc.replace_with_mask(parsed, slow, replacements)
+
+
+def _falses(size: int) -> pa.Array:
+    return pa.nulls(size, pa.bool_()).fill_null(False)
 
 
 def parse_dates(values: pa.Array) -> pa.Array:

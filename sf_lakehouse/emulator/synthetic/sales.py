@@ -17,23 +17,35 @@
   and undeletes of both objects happen in the first two days for any seed.
 - Every version carries ``"attributes": {"type": ...}`` and ``IsDeleted``; Ids have the
   standard prefixes (Account ``001``, Opportunity ``006``).
+
+This module holds the shared machinery (``Roster``, ``SalesRecord``, ``play``) and the Accounts;
+``opportunities`` the Opportunities.
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
-import random
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from ..history import format_sf_datetime, parse_sf_datetime
 from ..objects import ACCOUNT_TYPES, INDUSTRIES
-from .common import MS, ascii_slug, other, random_time, salesforce_id
+from .common import DAY, HOUR, MINUTE, MS, Dice, ascii_slug, salesforce_id, scaled, stamp_text
 
-__all__ = ["OPEN_STAGES", "STAGE_PROBABILITY", "Roster", "generate_sales"]
+__all__ = [
+    "OPEN_STAGES",
+    "PRODUCTS",
+    "STAGE_PROBABILITY",
+    "Context",
+    "Roster",
+    "SalesRecord",
+    "cumulative",
+    "iter_accounts",
+    "play",
+    "random_events",
+]
 
 COMPANY_WORDS = [
     "Acme",
@@ -90,98 +102,125 @@ STAGE_PROBABILITY = {
     "Closed Won": 100.0,
     "Closed Lost": 0.0,
 }
-_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+_TYPE_DRAW = [*ACCOUNT_TYPES, None]
+_TYPE_WEIGHTS = [30.0, 35.0, 12.0, 6.0, 4.0, 4.0, 4.0, 5.0]
 
 
 class Roster:
     """The users by time: who exists and is active at an instant (owners must be)."""
 
-    def __init__(self, user_versions: list[dict[str, Any]]) -> None:
-        timeline: dict[str, list[tuple[datetime, bool]]] = {}
-        for version in user_versions:
-            stamp = parse_sf_datetime(version["SystemModstamp"])
-            timeline.setdefault(version["Id"], []).append((stamp, version.get("IsActive") is True))
-        self._ids = list(timeline)
-        self._stamps = {k: [s for s, _ in sorted(v)] for k, v in timeline.items()}
-        self._active = {k: [a for _, a in sorted(v)] for k, v in timeline.items()}
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self._stamps = array("q")
+        self._active = bytearray()
+        self._offsets = array("q", [0])
 
-    def available(self, user_id: str, when: datetime) -> bool:
-        index = bisect.bisect_right(self._stamps.get(user_id, []), when)
-        return bool(index) and self._active[user_id][index - 1]
+    def add(self, user_id: str, stamps: list[int], active: list[bool]) -> None:
+        """A user's versions: their (strictly increasing) stamps and whether active then."""
+        self._index[user_id] = len(self._ids)
+        self._ids.append(user_id)
+        self._stamps.extend(stamps)
+        self._active.extend(active)
+        self._offsets.append(len(self._stamps))
 
-    def pick(self, rng: random.Random, when: datetime, exclude: str | None = None) -> str:
+    def available(self, user_id: str, when: int) -> bool:
+        index = self._index.get(user_id)
+        if index is None:
+            return False
+        low, high = self._offsets[index], self._offsets[index + 1]
+        position = bisect.bisect_right(self._stamps, when, low, high)
+        return position > low and bool(self._active[position - 1])
+
+    def pick(self, dice: Dice, when: int, exclude: str | None = None) -> str:
         for _ in range(40):
-            candidate = rng.choice(self._ids)
+            candidate = dice.choice(self._ids)
             if candidate != exclude and self.available(candidate, when):
                 return candidate
-        fallback = [u for u in self._ids if u != exclude and self.available(u, when)]
-        return fallback[0] if fallback else self._ids[0]
+        fallback = (u for u in self._ids if u != exclude and self.available(u, when))
+        return next(fallback, self._ids[0])
 
 
-class _Record:
+class SalesRecord:
     """One record's evolving state, the versions emitted so far and its deletions."""
 
-    def __init__(self, object_name: str, state: dict[str, Any], created: datetime) -> None:
+    __slots__ = (
+        "created",
+        "deleted",
+        "deleted_by",
+        "deletions",
+        "object_name",
+        "owners",
+        "stamps",
+        "state",
+        "versions",
+    )
+
+    def __init__(self, object_name: str, state: dict[str, Any], created: int) -> None:
         self.object_name = object_name
         self.state = state
         self.created = created
         self.versions: list[dict[str, Any]] = []
-        self.stamps: list[datetime] = []
+        self.stamps: list[int] = []
+        self.owners: list[Any] = []
+        self.deleted: list[bool] = []
         self.deleted_by: str | None = None  # "own", "cascade" or "locked" while deleted
-        self.deletions: list[list[datetime | None]] = []  # [deleted at, undeleted at or None]
+        self.deletions: list[list[int | None]] = []  # [deleted at, undeleted at or None]
 
     @property
-    def first(self) -> datetime:
+    def first(self) -> int:
         return self.stamps[0]
 
-    def emit(self, when: datetime) -> datetime:
+    def emit(self, when: int) -> int:
         """Record a version at ``when`` (bumped to stay strictly after the previous one)."""
         if self.stamps and when <= self.stamps[-1]:
             when = self.stamps[-1] + MS
-        stamp = format_sf_datetime(when)
-        self.state["LastModifiedDate"] = self.state["SystemModstamp"] = stamp
-        self.versions.append({"attributes": {"type": self.object_name}, **self.state})
+        state = self.state
+        state["LastModifiedDate"] = state["SystemModstamp"] = stamp_text(when)
+        self.versions.append({"attributes": {"type": self.object_name}, **state})
         self.stamps.append(when)
+        self.owners.append(state["OwnerId"])
+        self.deleted.append(state["IsDeleted"])
         return when
 
-    def delete(self, when: datetime, cause: str) -> None:
+    def delete(self, when: int, cause: str) -> None:
         self.state["IsDeleted"] = True
         self.deletions.append([self.emit(when), None])
         self.deleted_by = cause
 
-    def undelete(self, when: datetime) -> None:
+    def undelete(self, when: int) -> None:
         self.state["IsDeleted"] = False
         self.deletions[-1][1] = self.emit(when)
         self.deleted_by = None
 
-    def value_at(self, name: str, when: datetime) -> Any:
+    def owner_at(self, when: int) -> Any:
         index = bisect.bisect_right(self.stamps, when)
-        return self.versions[index - 1][name] if index else None
+        return self.owners[index - 1] if index else None
 
-    def alive_at(self, when: datetime) -> bool:
+    def alive_at(self, when: int) -> bool:
         index = bisect.bisect_right(self.stamps, when)
-        return bool(index) and not self.versions[index - 1]["IsDeleted"]
+        return bool(index) and not self.deleted[index - 1]
 
 
 @dataclass
-class _Context:
-    rng: random.Random
+class Context:
+    dice: Dice
     roster: Roster
-    start: datetime
-    end: datetime  # events stay before this (the history's end minus two hours)
+    start: int
+    end: int  # events stay before this (the history's end minus two hours)
     scale: float  # scripted offsets shrink with short histories
 
-    def at(self, low: datetime, offset: timedelta) -> datetime:
+    def at(self, low: int, offset: int) -> int:
         """A scripted moment ``offset`` after start (scaled), not before ``low``."""
-        return max(low, self.start + offset * self.scale)
+        return max(low, self.start + scaled(offset, self.scale))
 
 
 # An action changes a live record and emits; it may return when to undelete it.
-_Action = Callable[[_Record, _Context, datetime], datetime | None]
+Action = Callable[[SalesRecord, Context, int], int | None]
 
 
-def _play(
-    record: _Record, ctx: _Context, events: list[tuple[datetime, str]], actions: dict[str, _Action]
+def play(
+    record: SalesRecord, ctx: Context, events: list[tuple[int, str]], actions: dict[str, Action]
 ) -> None:
     """Apply events in time order. Deleted records take no changes; cascades come from the
     parent account ("cascade_delete"/"cascade_undelete")."""
@@ -206,367 +245,159 @@ def _play(
                 heapq.heappush(heap, (undelete_at, "undelete"))
 
 
-def _random_events(
-    ctx: _Context, low: datetime, counts: list[int], kinds: list[str], weights: list[float]
-) -> list[tuple[datetime, str]]:
+def random_events(
+    ctx: Context, low: int, counts: list[int], kinds: list[str], cumulative: list[float]
+) -> list[tuple[int, str]]:
     if ctx.end <= low:
         return []
+    dice = ctx.dice
     events = []
-    for _ in range(ctx.rng.choice(counts)):
-        when = random_time(ctx.rng, low, ctx.end)
-        if ctx.rng.random() < 0.05:
+    for _ in range(dice.choice(counts)):
+        when = dice.time(low, ctx.end)
+        if dice.random() < 0.05:
             # Snap to the whole hour so the clock can land exactly on it.
-            when = max(when.replace(minute=0, second=0, microsecond=0), low)
-        events.append((when, ctx.rng.choices(kinds, weights=weights)[0]))
+            when = max(when - when % HOUR, low)
+        events.append((when, dice.weighted(kinds, cumulative)))
     return events
+
+
+def cumulative(weights: list[float]) -> list[float]:
+    """Running sums, as ``random.choices`` makes them from weights."""
+    out, total = [], 0.0
+    for weight in weights:
+        total += weight
+        out.append(total)
+    return out
 
 
 # --- actions common to both objects -----------------------------------------------------------
 
 
-def _touch(record: _Record, ctx: _Context, when: datetime) -> None:
+def touch(record: SalesRecord, ctx: Context, when: int) -> None:
     record.emit(when)  # LastModifiedDate and SystemModstamp move, nothing else
 
 
-def _delete(record: _Record, ctx: _Context, when: datetime) -> datetime | None:
+def delete(record: SalesRecord, ctx: Context, when: int) -> int | None:
     """Delete; half of the deleted records come back from the recycle bin later."""
     record.delete(when, "own")
-    if ctx.rng.random() < 0.5:
-        back = record.stamps[-1] + timedelta(minutes=ctx.rng.randrange(30, 36 * 60))
+    if ctx.dice.random() < 0.5:
+        back = record.stamps[-1] + ctx.dice.between(30, 36 * 60) * MINUTE
         if back < ctx.end:
             return back
     return None
 
 
-def _delete_for_good(record: _Record, ctx: _Context, when: datetime) -> None:
+def delete_for_good(record: SalesRecord, ctx: Context, when: int) -> None:
     record.delete(when, "own")
 
 
-def _owner_change(record: _Record, ctx: _Context, when: datetime) -> None:
-    record.state["OwnerId"] = ctx.roster.pick(ctx.rng, when, exclude=record.state["OwnerId"])
+def owner_change(record: SalesRecord, ctx: Context, when: int) -> None:
+    record.state["OwnerId"] = ctx.roster.pick(ctx.dice, when, exclude=record.state["OwnerId"])
     record.emit(when)
 
 
 # --- accounts -----------------------------------------------------------------------------
 
 
-def _account_type(record: _Record, ctx: _Context, when: datetime) -> None:
-    current, rng = record.state["Type"], ctx.rng
-    if current == "Prospect" and rng.random() < 0.7:
-        record.state["Type"] = rng.choice(["Customer - Direct", "Customer - Channel"])
-    elif rng.random() < 0.08:
+def _account_type(record: SalesRecord, ctx: Context, when: int) -> None:
+    current, dice = record.state["Type"], ctx.dice
+    if current == "Prospect" and dice.random() < 0.7:
+        record.state["Type"] = dice.choice(["Customer - Direct", "Customer - Channel"])
+    elif dice.random() < 0.08:
         record.state["Type"] = None if current is not None else "Prospect"
     else:
-        record.state["Type"] = other(rng, ACCOUNT_TYPES, current)
+        record.state["Type"] = dice.other(ACCOUNT_TYPES, current)
     record.emit(when)
 
 
-def _account_other(record: _Record, ctx: _Context, when: datetime) -> None:
-    state, rng = record.state, ctx.rng
-    field = rng.choice(["Industry", "AnnualRevenue", "NumberOfEmployees"])
+def _account_other(record: SalesRecord, ctx: Context, when: int) -> None:
+    state, dice = record.state, ctx.dice
+    field = dice.choice(["Industry", "AnnualRevenue", "NumberOfEmployees"])
     if field == "Industry":
-        state["Industry"] = other(rng, INDUSTRIES, state["Industry"])
+        state["Industry"] = dice.other(INDUSTRIES, state["Industry"])
     elif field == "AnnualRevenue":
-        state["AnnualRevenue"] = float(rng.randrange(1, 2000) * 50_000)
+        state["AnnualRevenue"] = float(dice.between(1, 2000) * 50_000)
     else:
-        state["NumberOfEmployees"] = rng.randrange(5, 50_000)
+        state["NumberOfEmployees"] = dice.between(5, 50_000)
     record.emit(when)
 
 
-_ACCOUNT_ACTIONS: dict[str, _Action] = {
+_ACCOUNT_ACTIONS: dict[str, Action] = {
     "type": _account_type,
-    "owner": _owner_change,
+    "owner": owner_change,
     "other": _account_other,
-    "touch": _touch,
-    "delete": _delete,
-    "delete!": _delete_for_good,
+    "touch": touch,
+    "delete": delete,
+    "delete!": delete_for_good,
 }
 _ACCOUNT_KINDS = ["type", "owner", "other", "touch", "delete"]
-_ACCOUNT_WEIGHTS = [3.0, 2.5, 1.5, 1.0, 0.3]
+_ACCOUNT_CUMULATIVE = cumulative([3.0, 2.5, 1.5, 1.0, 0.3])
+_ACCOUNT_COUNTS = [1, 2, 2, 3, 3, 4]
+_TYPE_CUMULATIVE = cumulative(_TYPE_WEIGHTS)
 
 
-def _account_script(index: int, ctx: _Context, low: datetime) -> list[tuple[datetime, str]] | None:
+def _account_script(index: int, ctx: Context, low: int) -> list[tuple[int, str]] | None:
     at = ctx.at
     if index == 0:  # deleted on day one, undeleted on day two
         return [
-            (at(low, 4 * _HOUR), "delete!"),
-            (at(low, _DAY + 2 * _HOUR), "undelete"),
-            (at(low, 2 * _DAY + 5 * _HOUR), "type"),
+            (at(low, 4 * HOUR), "delete!"),
+            (at(low, DAY + 2 * HOUR), "undelete"),
+            (at(low, 2 * DAY + 5 * HOUR), "type"),
         ]
     if index == 1:  # a type change exactly on a whole hour, then deleted for good
-        return [(at(low, _DAY), "type"), (at(low, _DAY + 5 * _HOUR), "delete!")]
+        return [(at(low, DAY), "type"), (at(low, DAY + 5 * HOUR), "delete!")]
     if index == 2:  # reassigned twice, converted once
         return [
-            (at(low, 10 * _HOUR), "owner"),
-            (at(low, 2 * _DAY + 3 * _HOUR), "type"),
-            (at(low, 3 * _DAY), "owner"),
+            (at(low, 10 * HOUR), "owner"),
+            (at(low, 2 * DAY + 3 * HOUR), "type"),
+            (at(low, 3 * DAY), "owner"),
         ]
     return None
 
 
-def generate_accounts(ctx: _Context, count: int) -> list[_Record]:
-    rng, start = ctx.rng, ctx.start
+def iter_accounts(ctx: Context, count: int) -> Iterator[SalesRecord]:
+    """The accounts, one after the other."""
+    dice, start = ctx.dice, ctx.start
     used_names: set[str] = set()
-    accounts = []
     for index in range(count):
-        words = (rng.choice(COMPANY_WORDS), rng.choice(COMPANY_KINDS), rng.choice(COMPANY_SUFFIXES))
+        words = (
+            dice.choice(COMPANY_WORDS),
+            dice.choice(COMPANY_KINDS),
+            dice.choice(COMPANY_SUFFIXES),
+        )
         name = " ".join(words)
         while name in used_names:
-            name = f"{name.rsplit(' ', 1)[0]} {rng.choice(COMPANY_SUFFIXES)} {len(used_names)}"
+            name = f"{name.rsplit(' ', 1)[0]} {dice.choice(COMPANY_SUFFIXES)} {len(used_names)}"
         used_names.add(name)
-        late = index >= 3 and rng.random() < 0.1 and ctx.end - start > 10 * _HOUR
+        late = index >= 3 and dice.random() < 0.1 and ctx.end - start > 10 * HOUR
         if late:
-            created = first_version = random_time(rng, start + 6 * _HOUR, ctx.end - 4 * _HOUR)
+            created = first_version = dice.time(start + 6 * HOUR, ctx.end - 4 * HOUR)
         else:
-            created = random_time(rng, start - 1500 * _DAY, start - _DAY)
-            whole_hour = index == 0 or rng.random() < 0.25
-            first_version = start if whole_hour else random_time(rng, start, start + 2 * _HOUR)
-        country, calling_code = rng.choice(COUNTRIES)
+            created = dice.time(start - 1500 * DAY, start - DAY)
+            whole_hour = index == 0 or dice.random() < 0.25
+            first_version = start if whole_hour else dice.time(start, start + 2 * HOUR)
+        country, calling_code = dice.choice(COUNTRIES)
         state: dict[str, Any] = {
             "Id": salesforce_id("001", index),
             "IsDeleted": False,
             "Name": name,
-            "Type": rng.choices([*ACCOUNT_TYPES, None], weights=[30, 35, 12, 6, 4, 4, 4, 5])[0],
-            "Industry": rng.choice(INDUSTRIES),
+            "Type": dice.weighted(_TYPE_DRAW, _TYPE_CUMULATIVE),
+            "Industry": dice.choice(INDUSTRIES),
             "BillingCountry": country,
-            "Phone": f"+{calling_code} {rng.randrange(100, 999)} {rng.randrange(1000, 9999)}",
+            "Phone": f"+{calling_code} {dice.between(100, 999)} {dice.between(1000, 9999)}",
             "Website": f"https://www.{ascii_slug(name.split(' ')[0])}.example",
-            "OwnerId": ctx.roster.pick(rng, first_version),
-            "AnnualRevenue": None if rng.random() < 0.1 else float(rng.randrange(1, 2000) * 50_000),
-            "NumberOfEmployees": None if rng.random() < 0.1 else rng.randrange(5, 50_000),
-            "CreatedDate": format_sf_datetime(created),
+            "OwnerId": ctx.roster.pick(dice, first_version),
+            "AnnualRevenue": None if dice.random() < 0.1 else float(dice.between(1, 2000) * 50_000),
+            "NumberOfEmployees": None if dice.random() < 0.1 else dice.between(5, 50_000),
+            "CreatedDate": stamp_text(created),
             "LastModifiedDate": None,
             "SystemModstamp": None,
         }
-        account = _Record("Account", state, created)
+        account = SalesRecord("Account", state, created)
         account.emit(first_version)
-        low = first_version + timedelta(minutes=1)
+        low = first_version + MINUTE
         events = _account_script(index, ctx, low)
         if events is None:
-            events = _random_events(ctx, low, [1, 2, 2, 3, 3, 4], _ACCOUNT_KINDS, _ACCOUNT_WEIGHTS)
-        _play(account, ctx, events, _ACCOUNT_ACTIONS)
-        accounts.append(account)
-    return accounts
-
-
-# --- opportunities ------------------------------------------------------------------------
-
-
-def _set_stage(state: dict[str, Any], stage: str, when: datetime) -> None:
-    state["StageName"] = stage
-    state["Probability"] = STAGE_PROBABILITY[stage]
-    state["IsClosed"] = stage not in OPEN_STAGES
-    state["IsWon"] = stage == "Closed Won"
-    if state["IsClosed"]:
-        state["CloseDate"] = when.date().isoformat()
-
-
-def _revised(rng: random.Random, amount: float | None) -> float:
-    if amount is None:
-        return float(rng.randrange(10, 900) * 500)
-    factor = 1 + rng.choice([-1, 1]) * rng.randrange(5, 31) / 100
-    return float(max(round(amount * factor / 500), 1) * 500)
-
-
-def _stage_change(record: _Record, ctx: _Context, when: datetime) -> None:
-    state, rng = record.state, ctx.rng
-    stage = state["StageName"]
-    if stage not in OPEN_STAGES:
-        _amount_change(record, ctx, when)  # closed deals only see their amount revised
-        return
-    index, roll = OPEN_STAGES.index(stage), rng.random()
-    if roll < 0.12:
-        new = "Closed Lost"
-    elif roll < 0.2 and index > 0:
-        new = OPEN_STAGES[index - 1]  # slipped back a stage
-    elif stage == "Negotiation":
-        new = "Closed Won" if rng.random() < 0.65 else "Closed Lost"
-    else:
-        new = OPEN_STAGES[index + 1]
-    _set_stage(state, new, when)
-    if rng.random() < 0.3:
-        state["Amount"] = _revised(rng, state["Amount"])
-    record.emit(when)
-
-
-def _advance(record: _Record, ctx: _Context, when: datetime) -> None:
-    stage = record.state["StageName"]
-    if stage in OPEN_STAGES[:-1]:
-        _set_stage(record.state, OPEN_STAGES[OPEN_STAGES.index(stage) + 1], when)
-    record.emit(when)
-
-
-def _win(record: _Record, ctx: _Context, when: datetime) -> None:
-    _set_stage(record.state, "Closed Won", when)
-    record.emit(when)
-
-
-def _lose(record: _Record, ctx: _Context, when: datetime) -> None:
-    _set_stage(record.state, "Closed Lost", when)
-    record.emit(when)
-
-
-def _amount_change(record: _Record, ctx: _Context, when: datetime) -> None:
-    state, rng = record.state, ctx.rng
-    if state["Amount"] is not None and rng.random() < 0.04:
-        state["Amount"] = None
-    else:
-        state["Amount"] = _revised(rng, state["Amount"])
-    record.emit(when)
-
-
-def _close_date_push(record: _Record, ctx: _Context, when: datetime) -> None:
-    state = record.state
-    if state["IsClosed"]:
-        _touch(record, ctx, when)
-        return
-    pushed = datetime.fromisoformat(state["CloseDate"]) + timedelta(days=ctx.rng.randrange(7, 46))
-    state["CloseDate"] = pushed.date().isoformat()
-    record.emit(when)
-
-
-_OPPORTUNITY_ACTIONS: dict[str, _Action] = {
-    "stage": _stage_change,
-    "amount": _amount_change,
-    "closedate": _close_date_push,
-    "owner": _owner_change,
-    "touch": _touch,
-    "delete": _delete,
-    "delete!": _delete_for_good,
-    "advance": _advance,
-    "win": _win,
-    "lose": _lose,
-}
-_OPPORTUNITY_KINDS = ["stage", "amount", "closedate", "owner", "touch", "delete"]
-_OPPORTUNITY_WEIGHTS = [4.0, 2.5, 1.0, 0.7, 1.0, 0.25]
-
-
-def _opportunity_script(
-    index: int, ctx: _Context, low: datetime
-) -> list[tuple[datetime, str]] | None:
-    at = ctx.at
-    if index == 0:  # deleted and undeleted on day one
-        return [
-            (at(low, 6 * _HOUR), "delete!"),
-            (at(low, 20 * _HOUR), "undelete"),
-            (at(low, _DAY + 8 * _HOUR), "amount"),
-        ]
-    if index == 1:  # the whole way from Prospecting to Closed Won, amount revised
-        return [
-            (at(low, 5 * _HOUR), "advance"),
-            (at(low, _DAY), "advance"),
-            (at(low, _DAY + 4 * _HOUR), "amount"),
-            (at(low, 2 * _DAY + 2 * _HOUR), "advance"),
-            (at(low, 3 * _DAY + _HOUR), "win"),
-        ]
-    if index == 2:  # moved on, then deleted for good on day two
-        return [(at(low, 2 * _HOUR), "stage"), (at(low, _DAY + 3 * _HOUR), "delete!")]
-    if index == 3:  # revised, reassigned, then lost
-        return [
-            (at(low, 9 * _HOUR), "amount"),
-            (at(low, _DAY + 6 * _HOUR), "owner"),
-            (at(low, 2 * _DAY + 6 * _HOUR), "lose"),
-        ]
-    return None
-
-
-def _pick_account(
-    ctx: _Context, accounts: list[_Record], when: datetime
-) -> tuple[_Record | None, datetime]:
-    """A random account that exists and is not deleted at ``when`` (or a little later)."""
-    for _ in range(40 if accounts else 0):
-        account = ctx.rng.choice(accounts)
-        moment = max(when, account.first + timedelta(seconds=1))
-        if account.alive_at(moment):
-            return account, moment
-    return None, when
-
-
-def generate_opps(ctx: _Context, count: int, accounts: list[_Record]) -> list[_Record]:
-    rng, start = ctx.rng, ctx.start
-    opportunities = []
-    for index in range(count):
-        scripted = index < 4
-        late = not scripted and rng.random() < 0.15 and ctx.end - start > 10 * _HOUR
-        if late:
-            wanted = random_time(rng, start + 6 * _HOUR, ctx.end - 4 * _HOUR)
-        else:
-            wanted = start if rng.random() < 0.2 else random_time(rng, start, start + 2 * _HOUR)
-        if scripted and len(accounts) > 2:
-            # The scripted account 2 is never deleted: the scripts below play out in full.
-            account: _Record | None = accounts[2]
-            first_version = max(wanted, accounts[2].first + timedelta(seconds=1))
-        else:
-            account, first_version = _pick_account(ctx, accounts, wanted)
-        if late:
-            created = first_version
-        else:
-            low = max(start - 400 * _DAY, account.created if account else start - 400 * _DAY)
-            created = random_time(rng, low, start - _HOUR)
-        if index in (1, 3):
-            stage = OPEN_STAGES[index // 2]
-        elif rng.random() < 0.92:
-            stage = rng.choices(OPEN_STAGES, weights=[35, 30, 20, 15])[0]
-        else:
-            stage = rng.choice(["Closed Won", "Closed Lost"])
-        owner = account.value_at("OwnerId", first_version) if account else None
-        if owner is None or rng.random() < 0.3 or not ctx.roster.available(owner, first_version):
-            owner = ctx.roster.pick(rng, first_version)
-        product = rng.choice(PRODUCTS)
-        state: dict[str, Any] = {
-            "Id": salesforce_id("006", index),
-            "IsDeleted": False,
-            "AccountId": account.state["Id"] if account else None,
-            "Name": f"{account.state['Name']} - {product}" if account else product,
-            "StageName": None,
-            "Amount": None if rng.random() < 0.05 else float(rng.randrange(10, 900) * 500),
-            "Probability": None,
-            "CloseDate": (
-                first_version.date() + timedelta(days=rng.randrange(14, 150))
-            ).isoformat(),
-            "OwnerId": owner,
-            "IsClosed": False,
-            "IsWon": False,
-            "CreatedDate": format_sf_datetime(created),
-            "LastModifiedDate": None,
-            "SystemModstamp": None,
-        }
-        _set_stage(state, stage, first_version - rng.randrange(1, 60) * _DAY)
-        opportunity = _Record("Opportunity", state, created)
-        opportunity.emit(first_version)
-        low = first_version + timedelta(minutes=1)
-        events = _opportunity_script(index, ctx, low)
-        if events is None:
-            events = _random_events(
-                ctx, low, [1, 2, 2, 3, 3, 4, 4, 5], _OPPORTUNITY_KINDS, _OPPORTUNITY_WEIGHTS
-            )
-        # Salesforce's cascade: the account's deletes and undeletes reach its opportunities.
-        for deleted, undeleted in account.deletions if account else []:
-            if deleted is not None and deleted > first_version:
-                events.append((deleted + rng.randrange(1, 500) * MS, "cascade_delete"))
-                if undeleted is not None:
-                    events.append((undeleted + rng.randrange(1, 500) * MS, "cascade_undelete"))
-        _play(opportunity, ctx, events, _OPPORTUNITY_ACTIONS)
-        opportunities.append(opportunity)
-    return opportunities
-
-
-def generate_sales(
-    rng: random.Random,
-    user_versions: list[dict[str, Any]],
-    accounts: int,
-    opportunities: int,
-    start: datetime,
-    days: int,
-) -> list[dict[str, Any]]:
-    """Account and Opportunity histories (unsorted) owned by the given users."""
-    ctx = _Context(
-        rng=rng,
-        roster=Roster(user_versions),
-        start=start,
-        end=start + timedelta(days=days) - 2 * _HOUR,
-        scale=min(1.0, days / 6),
-    )
-    account_records = generate_accounts(ctx, accounts)
-    opportunity_records = generate_opps(ctx, opportunities, account_records)
-    return [v for record in (*account_records, *opportunity_records) for v in record.versions]
+            events = random_events(ctx, low, _ACCOUNT_COUNTS, _ACCOUNT_KINDS, _ACCOUNT_CUMULATIVE)
+        play(account, ctx, events, _ACCOUNT_ACTIONS)
+        yield account

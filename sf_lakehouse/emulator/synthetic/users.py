@@ -29,15 +29,13 @@ and any ``users >= 8``; ``traits.trait_summary`` counts the traits from the reco
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
-from ..history import format_sf_datetime
-from .common import MS, ascii_slug, other, random_time, salesforce_id
+from .common import DAY, HOUR, MINUTE, MS, SECOND, Dice, ascii_slug, salesforce_id, stamp_text
 
-__all__ = ["REGION_FIELD_AFTER", "generate_users"]
+__all__ = ["REGION_FIELD_AFTER", "GeneratedUser", "iter_users"]
 
 DIVISIONS = ["EMEA", "North America", "APAC", "LATAM"]
 AUDIT_PHASES = ["Planning", "Fieldwork", "Review", "Closed"]
@@ -138,70 +136,82 @@ SCRIPTED_NAMES = [
 EMAIL_DOMAIN = "acme-corp.example"
 REGION_FIELD_AFTER = timedelta(days=3)
 
+_REGION_AFTER_MS = 3 * DAY
+_DIVISION_DRAW = [*DIVISIONS, *DIVISIONS, None]
+_PHASE_DRAW = [*AUDIT_PHASES, None]
+_EVENT_COUNTS = [1, 2, 2, 3, 3, 3, 4, 4, 5]
 
-class _User:
-    """One user's evolving state and the versions emitted so far."""
 
-    def __init__(self, state: dict[str, Any], region_from: datetime, region_pick: int) -> None:
+class GeneratedUser:
+    """One user's evolving state, the versions emitted so far and when each was stamped."""
+
+    __slots__ = ("active", "last", "region_from", "region_pick", "stamps", "state", "versions")
+
+    def __init__(self, state: dict[str, Any], region_from: int, region_pick: int) -> None:
         self.state = state
         self.versions: list[dict[str, Any]] = []
-        self.last: datetime | None = None
+        self.stamps: list[int] = []  # microseconds since the epoch
+        self.active: list[bool] = []
+        self.last: int | None = None
         self.region_from = region_from
         self.region_pick = region_pick
 
-    def emit(self, when: datetime, *, user_change: bool = True) -> datetime:
+    def emit(self, when: int, *, user_change: bool = True) -> int:
         """Record a version at ``when`` (bumped to stay strictly after the previous one)."""
         if self.last is not None and when <= self.last:
             when = self.last + MS
         self.last = when
-        stamp = format_sf_datetime(when)
-        self.state["SystemModstamp"] = stamp
+        state = self.state
+        stamp = stamp_text(when)
+        state["SystemModstamp"] = stamp
         if user_change:
-            self.state["LastModifiedDate"] = stamp
+            state["LastModifiedDate"] = stamp
         if when >= self.region_from:
-            choices = REGIONS.get(self.state["Division"] or "", [])
-            self.state["Region__c"] = choices[self.region_pick % len(choices)] if choices else None
-        self.versions.append(dict(self.state))
+            choices = REGIONS.get(state["Division"] or "", [])
+            state["Region__c"] = choices[self.region_pick % len(choices)] if choices else None
+        self.versions.append(dict(state))
+        self.stamps.append(when)
+        self.active.append(state["IsActive"] is True)
         return when
 
 
-def generate_users(
-    rng: random.Random, users: int, start: datetime, days: int
-) -> list[dict[str, Any]]:
-    """The User history (unsorted): ``users`` users over ``days`` days from ``start`` (UTC)."""
-    end = start + timedelta(days=days)
-    region_from = start + REGION_FIELD_AFTER
+def iter_users(dice: Dice, users: int, start: int, days: int) -> Iterator[GeneratedUser]:
+    """The users, one after the other: ``users`` users over ``days`` days from ``start`` (µs)."""
+    end = start + days * DAY
+    region_from = start + _REGION_AFTER_MS
     ids = [salesforce_id("005", n) for n in range(users)]
     used_usernames: dict[str, int] = {}
-    all_versions: list[dict[str, Any]] = []
+    slugs: dict[str, str] = {}
+    scripted = len(SCRIPTED_NAMES)
 
     for index, user_id in enumerate(ids):
-        if index < len(SCRIPTED_NAMES):
+        if index < scripted:
             first, last = SCRIPTED_NAMES[index]
         else:
-            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        local = f"{ascii_slug(first)}.{ascii_slug(last)}"
-        used_usernames[local] = used_usernames.get(local, 0) + 1
-        if used_usernames[local] > 1:
-            local = f"{local}{used_usernames[local]}"
+            first, last = dice.choice(FIRST_NAMES), dice.choice(LAST_NAMES)
+        for name in (first, last):
+            if name not in slugs:
+                slugs[name] = ascii_slug(name)
+        local = f"{slugs[first]}.{slugs[last]}"
+        seen = used_usernames[local] = used_usernames.get(local, 0) + 1
+        if seen > 1:
+            local = f"{local}{seen}"
         username = f"{local}@{EMAIL_DOMAIN}"
 
-        late = index == 6 or (index >= len(SCRIPTED_NAMES) and rng.random() < 0.12)
+        late = index == 6 or (index >= scripted and dice.random() < 0.12)
         if late and days > 1:
-            join_day = rng.randrange(1, days)
-            if rng.random() < 0.3 or index == 6:
-                created = start + timedelta(days=join_day, hours=rng.randrange(0, 10))
+            join_day = dice.between(1, days)
+            if dice.random() < 0.3 or index == 6:
+                created = start + join_day * DAY + dice.between(0, 10) * HOUR
             else:
-                day_start = start + timedelta(days=join_day)
-                created = random_time(rng, day_start, day_start + timedelta(hours=10))
+                day_start = start + join_day * DAY
+                created = dice.time(day_start, day_start + 10 * HOUR)
             first_version = created
         else:
-            created = random_time(rng, start - timedelta(days=900), start - timedelta(days=1))
+            created = dice.time(start - 900 * DAY, start - DAY)
             # A quarter of the initial snapshot sits exactly on `start` (a whole hour).
             first_version = (
-                start
-                if index == 0 or rng.random() < 0.25
-                else random_time(rng, start, start + timedelta(hours=2))
+                start if index == 0 or dice.random() < 0.25 else dice.time(start, start + 2 * HOUR)
             )
 
         state: dict[str, Any] = {
@@ -211,107 +221,107 @@ def generate_users(
             "FirstName": first,
             "LastName": last,
             "Email": username,
-            "IsActive": rng.random() < 0.95,
-            "Division": rng.choice([*DIVISIONS, *DIVISIONS, None]),
-            "Audit_Phase__c": rng.choice([*AUDIT_PHASES, None]),
-            "Title": rng.choice(TITLES),
-            "Department": rng.choice(DEPARTMENTS),
-            "ManagerId": ids[rng.randrange(min(index, 10))] if index >= 10 else None,
-            "CreatedDate": format_sf_datetime(created),
+            "IsActive": dice.random() < 0.95,
+            "Division": dice.choice(_DIVISION_DRAW),
+            "Audit_Phase__c": dice.choice(_PHASE_DRAW),
+            "Title": dice.choice(TITLES),
+            "Department": dice.choice(DEPARTMENTS),
+            "ManagerId": ids[dice.below(min(index, 10))] if index >= 10 else None,
+            "CreatedDate": stamp_text(created),
             "LastModifiedDate": None,
             "SystemModstamp": None,
         }
-        user = _User(state, region_from, rng.randrange(2))
+        user = GeneratedUser(state, region_from, dice.below(2))
         user.emit(first_version)
 
-        window_start = first_version + timedelta(minutes=1)
-        window_end = end - timedelta(hours=2)
+        window_start = first_version + MINUTE
+        window_end = end - 2 * HOUR
         if window_end <= window_start:
-            all_versions.extend(user.versions)
+            yield user
             continue
         script = _SCRIPTS.get(index)
         if script is not None:
-            script(user, rng, start, window_start, window_end)
+            script(user, dice, start, window_start, window_end)
         else:
-            count = rng.choice([1, 2, 2, 3, 3, 3, 4, 4, 5])
-            times = sorted(random_time(rng, window_start, window_end) for _ in range(count))
+            count = dice.choice(_EVENT_COUNTS)
+            times = sorted([dice.time(window_start, window_end) for _ in range(count)])
             for when in times:
-                if rng.random() < 0.05:
+                if dice.random() < 0.05:
                     # Snap to the whole hour so the clock can land exactly on it.
-                    when = max(when.replace(minute=0, second=0, microsecond=0), window_start)
-                kind = rng.choices(_EVENT_KINDS, weights=_EVENT_WEIGHTS)[0]
-                _EVENTS[kind](user, rng, when, window_end)
-        all_versions.extend(user.versions)
-    return all_versions
+                    when = max(when - when % HOUR, window_start)
+                kind = dice.weighted(_EVENT_KINDS, _EVENT_CUMULATIVE)
+                _EVENTS[kind](user, dice, when, window_end)
+        yield user
 
 
 # --- events: each mutates the user's state and emits one or more versions -------------------
 
 
-def _division_change(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
+def _division_change(user: GeneratedUser, dice: Dice, when: int, _end: int) -> None:
     current = user.state["Division"]
-    if current is not None and rng.random() < 0.15:
+    if current is not None and dice.random() < 0.15:
         user.state["Division"] = None
     else:
-        user.state["Division"] = other(rng, DIVISIONS, current)
+        user.state["Division"] = dice.other(DIVISIONS, current)
     user.emit(when)
 
 
-def _phase_change(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
+def _phase_change(user: GeneratedUser, dice: Dice, when: int, _end: int) -> None:
     current = user.state["Audit_Phase__c"]
     if current is None:
         user.state["Audit_Phase__c"] = "Planning"
-    elif current == "Closed" or rng.random() < 0.1:
-        user.state["Audit_Phase__c"] = None if rng.random() < 0.5 else "Planning"
+    elif current == "Closed" or dice.random() < 0.1:
+        user.state["Audit_Phase__c"] = None if dice.random() < 0.5 else "Planning"
     else:
         user.state["Audit_Phase__c"] = AUDIT_PHASES[AUDIT_PHASES.index(current) + 1]
     user.emit(when)
 
 
-def _revert(user: _User, rng: random.Random, when: datetime, end: datetime) -> None:
-    field = rng.choice(["Division", "Audit_Phase__c"])
+def _revert(user: GeneratedUser, dice: Dice, when: int, end: int) -> None:
+    field = dice.choice(["Division", "Audit_Phase__c"])
     options = DIVISIONS if field == "Division" else AUDIT_PHASES
     original = user.state[field]
-    user.state[field] = other(rng, options, original)
+    user.state[field] = dice.other(options, original)
     first = user.emit(when)
-    back = first + timedelta(minutes=rng.randrange(5, 48 * 60))
+    back = first + dice.between(5, 48 * 60) * MINUTE
     user.state[field] = original
     user.emit(min(back, max(end, first + MS)))
 
 
-def _burst(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
+def _burst(user: GeneratedUser, dice: Dice, when: int, _end: int) -> None:
     # Start early in a second so that all versions land inside it.
-    when = when.replace(microsecond=rng.randrange(0, 500) * 1000)
+    when = when - when % SECOND + dice.between(0, 500) * MS
     if user.last is not None and when <= user.last:
-        when = (user.last + timedelta(seconds=1)).replace(microsecond=0)
-    user.state["Audit_Phase__c"] = other(rng, AUDIT_PHASES, user.state["Audit_Phase__c"])
+        after = user.last + SECOND
+        when = after - after % SECOND
+    user.state["Audit_Phase__c"] = dice.other(AUDIT_PHASES, user.state["Audit_Phase__c"])
     when = user.emit(when)
-    user.state["Division"] = other(rng, DIVISIONS, user.state["Division"])
-    when = user.emit(when + rng.randrange(1, 150) * MS)
-    if rng.random() < 0.5:
-        user.state["Title"] = other(rng, TITLES, user.state["Title"])
-        user.emit(when + rng.randrange(1, 150) * MS)
+    user.state["Division"] = dice.other(DIVISIONS, user.state["Division"])
+    when = user.emit(when + dice.between(1, 150) * MS)
+    if dice.random() < 0.5:
+        user.state["Title"] = dice.other(TITLES, user.state["Title"])
+        user.emit(when + dice.between(1, 150) * MS)
 
 
-def _title_change(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
-    user.state["Title"] = other(rng, TITLES, user.state["Title"])
+def _title_change(user: GeneratedUser, dice: Dice, when: int, _end: int) -> None:
+    user.state["Title"] = dice.other(TITLES, user.state["Title"])
     user.emit(when)
 
 
-def _touch(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
+def _touch(user: GeneratedUser, dice: Dice, when: int, _end: int) -> None:
     user.emit(when)  # LastModifiedDate and SystemModstamp move, nothing else
 
 
-def _system_touch(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
+def _system_touch(user: GeneratedUser, dice: Dice, when: int, _end: int) -> None:
     user.emit(when, user_change=False)  # only SystemModstamp moves (a system process)
 
 
-def _activation(user: _User, rng: random.Random, when: datetime, _end: datetime) -> None:
+def _activation(user: GeneratedUser, dice: Dice, when: int, _end: int) -> None:
     user.state["IsActive"] = not user.state["IsActive"]
     user.emit(when)
 
 
-_Event = Callable[[_User, random.Random, datetime, datetime], None]
+_Event = Callable[[GeneratedUser, Dice, int, int], None]
 _EVENTS: dict[str, _Event] = {
     "division": _division_change,
     "phase": _phase_change,
@@ -324,79 +334,66 @@ _EVENTS: dict[str, _Event] = {
 }
 _EVENT_KINDS = list(_EVENTS)
 _EVENT_WEIGHTS = [3.0, 3.0, 1.0, 0.8, 1.5, 1.0, 0.5, 0.3]
+_EVENT_CUMULATIVE = [sum(_EVENT_WEIGHTS[: i + 1]) for i in range(len(_EVENT_WEIGHTS))]
 
 
 # --- scripts for the first users: every trait is present whatever the seed -------------------
 
-_Script = Callable[[_User, random.Random, datetime, datetime, datetime], None]
+_Script = Callable[[GeneratedUser, Dice, int, int, int], None]
 
 
-def _script_division_revert(
-    user: _User, rng: random.Random, start: datetime, low: datetime, high: datetime
-) -> None:
-    user.state["Division"] = "EMEA"
-    user.emit(max(low, start + timedelta(days=1)))  # whole hour: 08:00:00.000 on day 1
-    user.state["Division"] = "APAC"
-    user.emit(max(low, start + timedelta(days=1, hours=2)))
-    user.state["Division"] = "EMEA"
-    user.emit(max(low, start + timedelta(days=2, hours=1)))
+def _script_division_revert(u: GeneratedUser, dice: Dice, start: int, low: int, high: int) -> None:
+    u.state["Division"] = "EMEA"
+    u.emit(max(low, start + DAY))  # whole hour: 08:00:00.000 on day 1
+    u.state["Division"] = "APAC"
+    u.emit(max(low, start + DAY + 2 * HOUR))
+    u.state["Division"] = "EMEA"
+    u.emit(max(low, start + 2 * DAY + HOUR))
 
 
-def _script_burst(
-    user: _User, rng: random.Random, start: datetime, low: datetime, high: datetime
-) -> None:
-    when = max(low, start + timedelta(days=1, hours=5, seconds=17))
-    _burst(user, rng, when.replace(microsecond=0), high)
+def _script_burst(u: GeneratedUser, dice: Dice, start: int, low: int, high: int) -> None:
+    when = max(low, start + DAY + 5 * HOUR + 17 * SECOND)
+    _burst(u, dice, when - when % SECOND, high)
 
 
-def _script_division_nulls(
-    user: _User, rng: random.Random, start: datetime, low: datetime, high: datetime
-) -> None:
-    user.state["Division"] = "LATAM"
-    user.emit(max(low, start + timedelta(hours=20)))
-    user.state["Division"] = None
-    user.emit(max(low, start + timedelta(days=1, hours=20)))
-    user.state["Division"] = "North America"
-    user.emit(max(low, start + timedelta(days=3, hours=6)))
+def _script_division_nulls(u: GeneratedUser, dice: Dice, start: int, low: int, high: int) -> None:
+    u.state["Division"] = "LATAM"
+    u.emit(max(low, start + 20 * HOUR))
+    u.state["Division"] = None
+    u.emit(max(low, start + DAY + 20 * HOUR))
+    u.state["Division"] = "North America"
+    u.emit(max(low, start + 3 * DAY + 6 * HOUR))
 
 
-def _script_phase_nulls(
-    user: _User, rng: random.Random, start: datetime, low: datetime, high: datetime
-) -> None:
-    user.state["Audit_Phase__c"] = "Review"
-    user.emit(max(low, start + timedelta(hours=9, minutes=30)))
-    user.state["Audit_Phase__c"] = None
-    user.emit(max(low, start + timedelta(days=2, hours=3)))
-    user.state["Audit_Phase__c"] = "Planning"
-    user.emit(max(low, start + timedelta(days=2, hours=4)))
+def _script_phase_nulls(u: GeneratedUser, dice: Dice, start: int, low: int, high: int) -> None:
+    u.state["Audit_Phase__c"] = "Review"
+    u.emit(max(low, start + 9 * HOUR + 30 * MINUTE))
+    u.state["Audit_Phase__c"] = None
+    u.emit(max(low, start + 2 * DAY + 3 * HOUR))
+    u.state["Audit_Phase__c"] = "Planning"
+    u.emit(max(low, start + 2 * DAY + 4 * HOUR))
 
 
-def _script_other_fields(
-    user: _User, rng: random.Random, start: datetime, low: datetime, high: datetime
-) -> None:
-    user.state["Title"] = other(rng, TITLES, user.state["Title"])
-    user.emit(max(low, start + timedelta(hours=30)))
-    user.emit(max(low, start + timedelta(days=2, hours=7)))  # touch
-    user.emit(max(low, start + timedelta(days=2, hours=9)), user_change=False)
+def _script_other_fields(u: GeneratedUser, dice: Dice, start: int, low: int, high: int) -> None:
+    u.state["Title"] = dice.other(TITLES, u.state["Title"])
+    u.emit(max(low, start + 30 * HOUR))
+    u.emit(max(low, start + 2 * DAY + 7 * HOUR))  # touch
+    u.emit(max(low, start + 2 * DAY + 9 * HOUR), user_change=False)
     # Exactly on a whole hour, after Region__c appears: the clock can be put right on it.
-    user.emit(max(low, start + REGION_FIELD_AFTER + timedelta(hours=2)))
+    u.emit(max(low, start + _REGION_AFTER_MS + 2 * HOUR))
 
 
-def _script_phase_revert(
-    user: _User, rng: random.Random, start: datetime, low: datetime, high: datetime
-) -> None:
-    user.state["Audit_Phase__c"] = "Fieldwork"
-    user.emit(max(low, start + timedelta(hours=4, minutes=12)))
-    user.state["Audit_Phase__c"] = "Review"
-    user.emit(max(low, start + timedelta(days=1, hours=1, minutes=5)))
-    user.state["Audit_Phase__c"] = "Fieldwork"
-    user.emit(max(low, start + timedelta(days=4, hours=3, minutes=33)))
+def _script_phase_revert(u: GeneratedUser, dice: Dice, start: int, low: int, high: int) -> None:
+    u.state["Audit_Phase__c"] = "Fieldwork"
+    u.emit(max(low, start + 4 * HOUR + 12 * MINUTE))
+    u.state["Audit_Phase__c"] = "Review"
+    u.emit(max(low, start + DAY + HOUR + 5 * MINUTE))
+    u.state["Audit_Phase__c"] = "Fieldwork"
+    u.emit(max(low, start + 4 * DAY + 3 * HOUR + 33 * MINUTE))
 
 
-def _script_late_joiner(
-    user: _User, rng: random.Random, start: datetime, low: datetime, high: datetime
-) -> None:
-    _phase_change(user, rng, low + timedelta(hours=3), high)
+def _script_late_joiner(u: GeneratedUser, dice: Dice, start: int, low: int, high: int) -> None:
+    _phase_change(u, dice, low + 3 * HOUR, high)
 
 
 _SCRIPTS: dict[int, _Script] = {
