@@ -71,22 +71,22 @@ def print_summaries(settings: Settings, record_id: str | None = None) -> None:
         )
 
 
-def _warnings(result: Any, settings: Settings) -> None:
+def _warnings(result: Any, settings: Settings, indent: str = "") -> None:
     from sf_lakehouse.pipeline import rejects_warnings
 
     for line in rejects_warnings(result, settings):
-        print(f"warning: {line}", file=sys.stderr)
+        print(f"{indent}warning: {line}", file=sys.stderr)
 
 
 def _failure_report(result: Any, settings: Settings, log_path: Path | None = None) -> None:
     from sf_lakehouse.pipeline import run_problems, skipped_steps
 
-    _warnings(result, settings)
     for problem in run_problems(result, settings):
         print(f"  {problem}", file=sys.stderr)
     skipped = skipped_steps(result)
     if skipped:
         print(f"  skipped (upstream failed): {', '.join(skipped)}", file=sys.stderr)
+    _warnings(result, settings, indent="  ")
     if log_path is not None:
         print(f"  full log: {log_path}", file=sys.stderr)
 

@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sf_lakehouse.processes import command_line, descendants
 from sf_lakehouse_tests.cli_runs import (
     FaultyEmulator,
     RunProcess,
     cli_env,
+    dbt_processes,
     home_settings,
     log_has,
     pause_at_commit,
@@ -101,10 +101,6 @@ class ChaosReport:
             f"rows: {rows}",
             f"wall time: {self.seconds:.0f} s",
         ]
-
-
-def _dbt_running(pid: int) -> bool:
-    return any("dbt" in command_line(p) and " build" in command_line(p) for p in descendants(pid))
 
 
 class ChaosReplay:
@@ -230,7 +226,7 @@ class ChaosReplay:
             "extraction": self.emulator.holding,
             "raw_commit": (barrier / "commit.reached").exists,
             "dimension_commit": (barrier / "commit.reached").exists,
-            "dbt": lambda: _dbt_running(run.pid),
+            "dbt": lambda: bool(dbt_processes(run.pid)),
             "checks": lambda: log_has(self.home, f'_{check}_checks".', since),
             "anytime": lambda: time.monotonic() >= deadline,
         }

@@ -151,6 +151,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
         time.sleep(every)
 
 
+def dbt_processes(pid: int) -> list[int]:
+    """The `dbt build` processes below `pid`."""
+    return [p for p in descendants(pid) if "dbt" in command_line(p) and " build" in command_line(p)]
+
+
 def newest_log(home: Path) -> Path | None:
     logs = sorted((home / "logs").glob("run-*.log"), key=lambda p: p.stat().st_mtime)
     return logs[-1] if logs else None

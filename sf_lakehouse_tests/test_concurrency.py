@@ -28,10 +28,12 @@ from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse.defs.sensors import CHANGE_SENSOR_NAME
 from sf_lakehouse.lakehouse.tables import append_rows, open_catalog
 from sf_lakehouse.pipeline import INSTANCE_YAML, dagster_instance
+from sf_lakehouse.processes import alive, descendants
 from sf_lakehouse.run_lock import BUSY_EXIT_CODE, LakehouseBusyError, LakehouseLock
 from sf_lakehouse_tests.cli_runs import (
     RunProcess,
     cli_env,
+    dbt_processes,
     dimension,
     faulty_emulator,
     home_settings,
@@ -194,14 +196,18 @@ def test_two_runs_at_once_then_duplicates_from_an_older_version_repaired(
 
 
 def test_a_run_stopped_by_sigterm_leaves_no_child_and_is_marked_failed(tmp_path: Path) -> None:
+    """SIGTERM to the sf-lakehouse process alone, while dbt runs: dbt ends with it."""
     home = tmp_path / "lakehouse"
     with faulty_emulator(USERS, tmp_path / "emulator", START + dt.timedelta(hours=1)) as emu:
-        emu.hold_queries()
-        run = RunProcess(cli_env(home, emu), "run", "--quiet", output=tmp_path / "run")
-        wait_for(emu.holding, 120, "the extraction to reach Salesforce")
+        run = RunProcess(
+            cli_env(home, emu), "run", "--object", "User", "--quiet", output=tmp_path / "run"
+        )
+        dbt = wait_for(lambda: dbt_processes(run.pid), 180, "dbt to start", every=0.05)
+        below = descendants(run.pid)
         run.signal(signal.SIGTERM)
-        emu.release()
         assert run.wait(timeout=120) == 128 + signal.SIGTERM, run.describe()
+        assert not [pid for pid in below if alive(pid)], "a child outlived the run"
+        assert dbt[0] in below
     [headline, *details] = run.stderr.strip().splitlines()[1:]
     assert "stopped by SIGTERM" in headline and "marked failed" in headline
     assert details[-1].startswith("  full log: ")
