@@ -117,7 +117,13 @@ def run_measured(
         timer = threading.Timer(timeout, _kill_tree, (process,)) if timeout else None
         if timer is not None:
             timer.start()
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted: leave no process of ours behind
+            _kill_tree(process)
+            process.wait()
+            sampler.stop()
+            raise
         elapsed = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         if timer is not None:

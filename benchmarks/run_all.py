@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -204,7 +205,13 @@ def bench_size(
     return result
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM like Ctrl+C: unwind, so the emulator and running steps are stopped."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     cfg = BenchConfig.from_environment()
     project = Project(cfg.project_python)
     project.check()
@@ -233,4 +240,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as interrupted:
+        log(f"interrupted ({interrupted}); results of the sizes finished so far are kept")
+        sys.exit(130)
