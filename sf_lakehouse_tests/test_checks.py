@@ -100,6 +100,13 @@ def test_duplicate_raw_versions_fail_with_counts_and_ids() -> None:
     assert outcome.metadata["example_ids"].value == [U1]
 
 
+def test_a_later_read_of_a_version_with_other_values_is_no_duplicate() -> None:
+    """Rule 1 keeps a version's latest read; the append stores a re-read only when it differs,
+    so the check must not fail on it (it did before re-reads were compared by value)."""
+    reread = raw_table([(U1, T[0], "EMEA", None), (U1, T[0], "APAC", None)])
+    assert raw_versions_unique(reread).passed
+
+
 def test_ids_that_are_not_18_character_user_ids_fail() -> None:
     account_id = "001000000000001AAA"
     short_id = "005000000000001"

@@ -129,6 +129,32 @@ def test_raw_appends_never_store_a_version_twice(settings: Settings) -> None:
     assert append_rows(catalog.load_table("sf_raw_local.sf_user"), again) == 0
 
 
+def test_a_later_read_of_a_version_with_other_values_is_stored(settings: Settings) -> None:
+    """Rule 1 keeps a version's latest read: a re-read with other values must reach the raw
+    table (the first uniqueness guard dropped it, and the dimension kept the stale values); an
+    earlier read, or an identical one, adds nothing and is not stored."""
+    catalog = open_catalog(settings.catalog_properties())
+    first = raw_batch([("a", 0)])
+    table = ensure_table(catalog, "sf_raw_local.sf_user", first.schema, RAW_LAYOUT)
+    append_rows(table, first)
+
+    def read_at(minutes: int, division: str) -> pa.Table:
+        batch = raw_batch([("a", 0)], division=division)
+        extracted = pa.array([STAMP + dt.timedelta(minutes=minutes)], pa.timestamp("us"))
+        return batch.set_column(
+            batch.schema.get_field_index("_extracted_at"), "_extracted_at", extracted
+        )
+
+    load = lambda: catalog.load_table("sf_raw_local.sf_user")  # noqa: E731
+    assert append_rows(load(), read_at(10, "APAC")) == 1  # later, other values
+    assert append_rows(load(), read_at(20, "APAC")) == 0  # later, same values
+    assert append_rows(load(), read_at(5, "AMER")) == 0  # earlier than a stored read
+    # In one batch only the latest read of a version counts.
+    assert append_rows(load(), pa.concat_tables([read_at(30, "X"), read_at(40, "Y")])) == 1
+    stored = load().scan(selected_fields=("division",)).to_arrow().column(0).to_pylist()
+    assert sorted(stored) == ["APAC", "EMEA", "Y"]
+
+
 def test_a_lost_commit_race_is_retried_with_the_duplicates_checked_again(
     settings: Settings,
 ) -> None:

@@ -36,6 +36,7 @@ from pyiceberg.table import Table
 from sf_lakehouse.config import ObjectSpec
 from sf_lakehouse.lakehouse.increments import last_build_keys, latest_append_ids, rows_of
 from sf_lakehouse.lakehouse.resource import LakehouseResource
+from sf_lakehouse.lakehouse.tables import is_read_column
 from sf_lakehouse.scd2_rule import comparable, expected_dimension
 
 EXAMPLES = 5
@@ -65,12 +66,16 @@ def _examples(values: Sequence[Any]) -> MetadataValue:
 
 
 def raw_versions_unique(raw: pa.Table, repair: str = "sf-lakehouse repair") -> Outcome:
+    """No record version (`id`, `systemmodstamp`) is stored twice with the same field values. A
+    later read with other values may follow an earlier one (rule 1 keeps the latest); `raw` holds
+    the version's fields; the read's own columns (`_extracted_at`, `_run_id`) are not compared."""
+    fields = ", ".join(f'"{name}"' for name in raw.column_names if not is_read_column(name))
     rows = _query(
-        "select id, systemmodstamp, count(*) as n from raw group by 1, 2 having count(*) > 1 "
-        "order by n desc, id",
-        raw=raw.select(["id", "systemmodstamp"]),
+        f"select id, systemmodstamp, count(*) - count(distinct row({fields})) as n from raw "
+        "group by 1, 2 having n > 0 order by n desc, id",
+        raw=raw,
     )
-    extra = sum(n - 1 for _, _, n in rows)
+    extra = sum(n for _, _, n in rows)
     return Outcome(
         passed=not rows,
         summary=f"{len(rows)} (id, systemmodstamp) versions stored more than once "
@@ -206,13 +211,18 @@ def _raw_rows(table: Table, ids: set[str] | None, columns: tuple[str, ...]) -> p
     return rows_of(table, "id", ids).select(list(columns))
 
 
+def version_columns(table: Table) -> tuple[str, ...]:
+    """The raw table's record fields, without the columns about each read."""
+    return tuple(c for c in table.schema().column_names if not is_read_column(c))
+
+
 def raw_checks(spec: ObjectSpec) -> dict[str, tuple[str, RawCheck]]:
     """Check name -> (description, evaluation over the table and the records to look at)."""
     return {
         "raw_versions_are_unique": (
-            "No (id, systemmodstamp) version is stored twice.",
+            "No (id, systemmodstamp) version is stored twice with the same values.",
             lambda t, ids: raw_versions_unique(
-                _raw_rows(t, ids, ("id", "systemmodstamp")),
+                _raw_rows(t, ids, version_columns(t)),
                 repair=f"sf-lakehouse repair --object {spec.api_name}",
             ),
         ),

@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -80,18 +81,49 @@ def dbt_command(*args: str, target: str = "local") -> list[str]:
     ]
 
 
+# Written by dbt, never read by it as project input: their changes leave the manifest current.
+_DBT_OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
+
+
+def manifest_is_current(manifest: Path) -> bool:
+    """The manifest is newer than every file of the dbt project (models, macros, YAML)."""
+    if not manifest.is_file():
+        return False
+    built = manifest.stat().st_mtime
+    for path in DBT_PROJECT_DIR.rglob("*"):
+        relative = path.relative_to(DBT_PROJECT_DIR)
+        if relative.parts[0] in _DBT_OUTPUT_DIRS or not path.is_file():
+            continue
+        if path.stat().st_mtime > built:
+            return False
+    return True
+
+
 def parse_dbt_project() -> None:
-    """Refresh the manifest dagster-dbt reads (after a model was added or changed)."""
-    subprocess.run(dbt_command("parse", "--quiet"), check=True)
+    """Refresh the manifest dagster-dbt reads (after a model was added or changed).
+
+    dbt parses into a private folder and the manifest is moved into place by one rename: under
+    `dagster dev` every run worker loads the definitions, and a manifest rewritten in place
+    was read half-written by another process (a JSON decode error that failed the run)."""
+    target = DBT_PROJECT_DIR / "target"
+    target.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="parse-", dir=target) as scratch:
+        state = target / PARTIAL_PARSE_FILE
+        if state.is_file():  # keeps the parse incremental (seconds, not a full parse)
+            shutil.copyfile(state, Path(scratch) / PARTIAL_PARSE_FILE)
+        subprocess.run(dbt_command("parse", "--quiet", "--target-path", scratch), check=True)
+        for name in (PARTIAL_PARSE_FILE, "manifest.json"):  # the manifest last
+            os.replace(Path(scratch) / name, target / name)
 
 
 def dbt_project() -> DbtProject:
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
-    # Under `dagster dev` re-parse so model edits show up; elsewhere use the manifest that
-    # `make` (or `sf-lakehouse add-object`) built, and say so clearly when it is missing.
-    if DbtProjectPreparer().using_dagster_dev():
+    # Under `dagster dev` re-parse when a model changed, so edits show up; elsewhere use the
+    # manifest that `make` (or `sf-lakehouse add-object`) built, and say so when it is missing.
+    manifest = Path(project.manifest_path)
+    if DbtProjectPreparer().using_dagster_dev() and not manifest_is_current(manifest):
         parse_dbt_project()
-    if not Path(project.manifest_path).is_file():
+    if not manifest.is_file():
         raise FileNotFoundError(
             f"dbt manifest {project.manifest_path} is missing; run `make install` (it runs "
             "`dbt parse` in dbt_project/)"
