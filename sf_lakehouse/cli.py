@@ -9,253 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
 import sys
-import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sf_lakehouse.config import Settings
-
-DEMO_START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
-# Emulator clock at each demo run: the org's history unfolds over six days.
-DEMO_RUN_CLOCKS = (
-    DEMO_START + dt.timedelta(hours=4),
-    DEMO_START + dt.timedelta(days=2, hours=4),
-    DEMO_START + dt.timedelta(days=6),
-)
-
-
-def _print_table(title: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-    from sf_lakehouse.lakehouse.query import format_rows
-
-    print(f"\n{title}")
-    print(format_rows(columns, rows))
-
-
-def print_summaries(settings: Settings, record_id: str | None = None) -> None:
-    """Raw and SCD counts per object, then the history of the busiest User."""
-    from sf_lakehouse.lakehouse.query import (
-        lakehouse_connection,
-        object_summary_sql,
-        quoted,
-        run_query,
-    )
-
-    con = lakehouse_connection(settings)
-    union = " union all ".join(object_summary_sql(settings, spec) for spec in settings.objects)
-    _print_table(
-        f"Objects (raw {settings.raw_database}, SCD2 {settings.curated_database})",
-        *run_query(con, union),
-    )
-    user = next((s for s in settings.objects if s.api_name == "User"), settings.objects[0])
-    dim = quoted(settings.table_identifier(user.dimension_asset_key))
-    key = user.key_column
-    if record_id is None:
-        busiest = con.execute(
-            f"select {key} from {dim} group by {key} order by count(*) desc, {key} limit 1"
-        ).fetchone()
-        record_id = busiest[0] if busiest else None
-    if record_id is not None:
-        columns = ", ".join([*user.tracked_columns, "effective_from", "effective_to", "is_current"])
-        _print_table(
-            f"History of {user.api_name} {record_id}",
-            *run_query(
-                con,
-                f"select {columns} from {dim} where {key} = $1 order by effective_from",
-                [record_id],
-            ),
-        )
-
-
-def _warnings(result: Any, settings: Settings, indent: str = "") -> None:
-    from sf_lakehouse.pipeline import rejects_warnings
-
-    for line in rejects_warnings(result, settings):
-        print(f"{indent}warning: {line}", file=sys.stderr)
-
-
-def _failure_report(result: Any, settings: Settings, log_path: Path | None = None) -> None:
-    from sf_lakehouse.pipeline import run_problems, skipped_steps
-
-    for problem in run_problems(result, settings):
-        print(f"  {problem}", file=sys.stderr)
-    skipped = skipped_steps(result)
-    if skipped:
-        print(f"  skipped (upstream failed): {', '.join(skipped)}", file=sys.stderr)
-    _warnings(result, settings, indent="  ")
-    if log_path is not None:
-        print(f"  full log: {log_path}", file=sys.stderr)
-
-
-def _lock(settings: Settings, command: str, wait: float, name: str | None = None) -> Any:
-    """Take the lakehouse home's lock (sf_lakehouse.run_lock), telling the user if it waits."""
-    from sf_lakehouse.run_lock import LOCK_FILE_NAME, LakehouseLock
-
-    lock = LakehouseLock(settings.home, command, name=name or LOCK_FILE_NAME)
-
-    def waiting(holder: Any) -> None:
-        who = holder.describe() if holder else "another sf-lakehouse command"
-        print(f"waiting up to {wait:.0f} s for the lakehouse lock: {who} holds it", file=sys.stderr)
-
-    return lock.acquire(wait_seconds=wait, on_wait=waiting)
-
-
-def _note_abandoned(instance: Any, settings: Settings) -> None:
-    from sf_lakehouse.pipeline import PID_TAG, mark_abandoned_runs
-
-    for run in mark_abandoned_runs(instance, settings):
-        print(
-            f"note: run {run.run_id} ({run.job_name}) was left unfinished by a killed "
-            f"sf-lakehouse process (pid {run.tags.get(PID_TAG, '?')}); marked failed",
-            file=sys.stderr,
-        )
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from sf_lakehouse.config import resolve_settings
-    from sf_lakehouse.env_file import apply_environment, load_env_file
-
-    if args.env_file:
-        apply_environment(load_env_file(Path(args.env_file)))
-    settings = resolve_settings()
-    spec = settings.object(args.object) if args.object else None
-    lock = _lock(settings, "run", args.wait)
-    try:
-        return _run_holding_lock(args, settings, lock, spec.job_name if spec else None)
-    finally:
-        lock.release()
-
-
-def _run_holding_lock(
-    args: argparse.Namespace, settings: Settings, lock: Any, job_name: str | None
-) -> int:
-    import os
-    import traceback
-
-    from dagster import DagsterExecutionInterruptedError
-
-    from sf_lakehouse.definitions import PIPELINE_JOB_NAME
-    from sf_lakehouse.defs.dbt import FULL_REFRESH_TAG
-    from sf_lakehouse.lakehouse.tables import OWNER_PID_VAR
-    from sf_lakehouse.pipeline import (
-        RunSummary,
-        close_run,
-        dagster_instance,
-        extraction_counts,
-        new_run_id,
-        output_to,
-        run_log_path,
-        run_pipeline,
-        run_tags,
-    )
-    from sf_lakehouse.processes import SignalLog, terminate_descendants
-
-    job_name = job_name or PIPELINE_JOB_NAME
-    instance = dagster_instance(settings)
-    _note_abandoned(instance, settings)
-    run_id = new_run_id()
-    lock.note_run(run_id)
-    log_path = run_log_path(settings, run_id)
-    where = f"({settings.environment}, {job_name})"
-    print(f"run {run_id} started {where}; log: {log_path}", file=sys.stderr)
-    # dbt (a child process) refuses to commit once this process is gone.
-    os.environ[OWNER_PID_VAR] = str(os.getpid())
-    result = None
-    crash: str | None = None
-    try:
-        with output_to(log_path):
-            try:
-                result = run_pipeline(
-                    settings,
-                    instance,
-                    log_level="DEBUG",
-                    job_name=job_name,
-                    run_id=run_id,
-                    tags={
-                        **run_tags(settings, log_path),
-                        **({FULL_REFRESH_TAG: "true"} if args.full_refresh else {}),
-                    },
-                )
-            except Exception as error:  # not a step's failure: Dagster itself gave up
-                traceback.print_exc()  # into the log
-                first = (str(error).strip().splitlines() or [""])[0]
-                crash = f"{type(error).__name__}: {first}"
-    except (KeyboardInterrupt, DagsterExecutionInterruptedError):
-        pass  # stopped by a signal; reported below
-    finally:
-        terminate_descendants()
-        received = SIGNALS.received() if SIGNALS is not None else []
-        stopped_by = SignalLog.name(received[0]) if received else None
-        close_run(
-            instance,
-            run_id,
-            f"sf-lakehouse (pid {os.getpid()}) stopped by {stopped_by or 'an error'}; "
-            "marked failed",
-        )
-    if crash is not None and stopped_by is None:
-        print(f"run {run_id} failed {where}: {crash}", file=sys.stderr)
-        print(f"  full log: {log_path}", file=sys.stderr)
-        return 1
-    summary = RunSummary.of(result, settings) if result is not None else None
-    if stopped_by is not None or summary is None or summary.interrupted:
-        signal_name = stopped_by or "a signal"
-        print(f"run {run_id} stopped by {signal_name} {where}; marked failed", file=sys.stderr)
-        if result is not None:
-            _failure_report(result, settings)
-        print(f"  full log: {log_path}", file=sys.stderr)
-        return 128 + received[0] if received else 130
-    if not summary.succeeded:
-        print(f"run {run_id} failed {where}", file=sys.stderr)
-        _failure_report(result, settings, log_path)
-        return 1
-    if summary.problems:
-        print(f"run {run_id} finished, but checks failed {where}", file=sys.stderr)
-        _failure_report(result, settings, log_path)
-        return 1
-    counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
-    print(f"run {run_id} succeeded {where}" + (f": {counts}" if counts else ""))
-    _warnings(result, settings)
-    if settings.is_local and not args.quiet:
-        print_summaries(settings)
-    return 0
-
-
-def cmd_repair(args: argparse.Namespace) -> int:
-    from sf_lakehouse.config import resolve_settings
-    from sf_lakehouse.lakehouse.query import LakehouseNotCreatedError
-
-    settings = resolve_settings()
-    specs = (
-        tuple(settings.object(name) for name in args.object) if args.object else settings.objects
-    )
-    if settings.is_local and not settings.catalog_db_path.is_file():
-        raise LakehouseNotCreatedError(
-            f"no lakehouse at {settings.home} yet (no {settings.catalog_db_path.name}); nothing "
-            "to repair"
-        )
-    lock = _lock(settings, "repair", args.wait)
-    try:
-        from pyiceberg.exceptions import CommitFailedException
-
-        from sf_lakehouse.repair import repair_raw_tables
-
-        try:
-            reports = repair_raw_tables(settings, specs, dry_run=args.dry_run)
-        except CommitFailedException as error:
-            print(
-                f"error: a table changed while it was repaired ({error}); run the repair again",
-                file=sys.stderr,
-            )
-            return 1
-    finally:
-        lock.release()
-    for report in reports:
-        print(report.line(dry_run=args.dry_run))
-    return 0
+    pass
 
 
 def _as_of_arg(value: str) -> dt.datetime:
@@ -296,71 +56,6 @@ def cmd_query(args: argparse.Namespace) -> int:
         print(f"query failed: {first_line}", file=sys.stderr)
         return 1
     print(format_rows(columns, rows, args.format))
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    import os
-
-    from sf_lakehouse.config import HOME_VAR
-    from sf_lakehouse.run_lock import LakehouseLock
-
-    started = time.monotonic()
-    base = Path(args.home or os.environ.get(HOME_VAR) or ".lakehouse").resolve()
-    # One demo per base directory at a time: it deletes and refills <base>/demo.
-    lock = LakehouseLock(base, "demo", name="demo.lock").acquire(wait_seconds=args.wait)
-    try:
-        return _demo(args, base / "demo", started)
-    finally:
-        lock.release()
-
-
-def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
-    from sf_lakehouse.config import resolve_settings
-    from sf_lakehouse.emulator import SalesforceEmulator, generate_org
-    from sf_lakehouse.pipeline import (
-        apply_environment,
-        dagster_instance,
-        extraction_counts,
-        output_to,
-        run_pipeline,
-        run_problems,
-        run_tags,
-    )
-
-    if home.exists():
-        shutil.rmtree(home)  # the demo always starts from an empty lakehouse
-    home.mkdir(parents=True)
-    settings = resolve_settings("local", home=home)
-    history = generate_org(users=args.users, seed=args.seed, start=DEMO_START, days=6)
-    kinds = Counter(r.get("attributes", {}).get("type", "User") for r in history)
-    print(
-        f"Synthetic org: {', '.join(f'{n} {k} versions' for k, n in sorted(kinds.items()))} "
-        "over 6 days"
-    )
-    print(f"Lakehouse: {home}")
-    with SalesforceEmulator(history, workdir=home / "emulator", now=DEMO_RUN_CLOCKS[0]) as emulator:
-        apply_environment(emulator.env_vars())
-        instance = dagster_instance(settings)
-        for number, clock in enumerate(DEMO_RUN_CLOCKS, start=1):
-            emulator.set_clock(clock)
-            log_path = home / "logs" / f"run-{number}.log"
-            # dagster-dbt echoes dbt's output to stdout; the demo keeps it in a file instead.
-            with output_to(log_path):
-                result = run_pipeline(
-                    settings, instance, log_level="DEBUG", tags=run_tags(settings, log_path)
-                )
-            status = "ok" if result.success and not run_problems(result) else "FAILED"
-            counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
-            print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
-            if status != "ok":
-                _failure_report(result, settings, log_path)
-                return 1
-    print_summaries(settings)
-    shown = next((s for s in settings.objects if s.api_name == "User"), settings.objects[0])
-    dimension = settings.table_identifier(shown.dimension_asset_key)
-    print(f"\nDemo finished in {time.monotonic() - started:.1f} s. Query it yourself:")
-    print(f'  SF_LAKEHOUSE_HOME={home} sf-lakehouse query "select * from {dimension} limit 5"')
     return 0
 
 
@@ -432,6 +127,8 @@ def _seconds_arg(value: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sf_lakehouse.commands.demo import cmd_demo
+    from sf_lakehouse.commands.run import cmd_repair, cmd_run
     from sf_lakehouse.emulator.cli import (
         add_emulator_arguments,
         add_generate_arguments,
@@ -552,17 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Which termination signals arrived (set by main; Dagster swaps the handlers during a run).
-SIGNALS: Any = None
-
 EXIT_CONFIG = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global SIGNALS
-    from sf_lakehouse.processes import handle_termination_signals
+    from sf_lakehouse.processes import SignalLog, handle_termination_signals, received_signals
 
-    SIGNALS = handle_termination_signals()
+    handle_termination_signals()
     args = build_parser().parse_args(argv)
     from sf_lakehouse.config import ConfigError
     from sf_lakehouse.lakehouse.query import LakehouseNotCreatedError
@@ -582,8 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no such file{name}: {error.strerror or error}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
-        received = SIGNALS.received() if SIGNALS is not None else []
-        name = SIGNALS.name(received[0]) if received else "SIGINT"
+        received = received_signals()
+        name = SignalLog.name(received[0]) if received else "SIGINT"
         print(f"sf-lakehouse {args.command}: stopped by {name}", file=sys.stderr)
         return 128 + (received[0] if received else 2)
 

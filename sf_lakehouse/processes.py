@@ -144,9 +144,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+# The log of the command's signals (set once by handle_termination_signals, in the main thread).
+_signal_log: SignalLog | None = None
+
+
 def handle_termination_signals() -> SignalLog:
     """SIGTERM and SIGHUP stop the command like Ctrl-C (KeyboardInterrupt), so `finally`
     blocks run: children are ended, the run is marked, the lock is released. Main thread only."""
+    global _signal_log
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
-    return SignalLog()
+    _signal_log = SignalLog()
+    return _signal_log
+
+
+def received_signals() -> list[int]:
+    """The termination signals that reached this process since handle_termination_signals()."""
+    return _signal_log.received() if _signal_log is not None else []
