@@ -206,8 +206,11 @@ def test_a_run_stopped_by_sigterm_leaves_no_child_and_is_marked_failed(tmp_path:
         below = descendants(run.pid)
         run.signal(signal.SIGTERM)
         assert run.wait(timeout=120) == 128 + signal.SIGTERM, run.describe()
-        assert not [pid for pid in below if alive(pid)], "a child outlived the run"
         assert dbt[0] in below
+        assert not [pid for pid in dbt if alive(pid)], "dbt outlived the run"
+        # Python's multiprocessing resource tracker ends by itself once its parent is gone,
+        # which can take a moment on a loaded machine; nothing else may be left.
+        wait_for(lambda: not [pid for pid in below if alive(pid)], 15, "the run's children to end")
     [headline, *details] = run.stderr.strip().splitlines()[1:]
     assert "stopped by SIGTERM" in headline and "marked failed" in headline
     assert details[-1].startswith("  full log: ")
