@@ -231,3 +231,38 @@ def test_a_process_whose_run_has_died_does_not_commit(
     assert catalog.load_table("sf_curated_local.dim").current_snapshot() is None
     monkeypatch.setenv(OWNER_PID_VAR, str(os.getppid()))  # the run is alive: it commits
     assert replace_rows(table, data) == 1
+
+
+def test_incremental_replaces_compact_the_table_past_the_file_limit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each partial overwrite leaves more small files; the dimension once reached 100 files for
+    800 rows after four runs, and every run got slower. Past the limit the replace writes the
+    table whole: the same rows as partial replaces would give, in one file per partition."""
+    monkeypatch.setattr(tables, "COMPACT_ABOVE_FILES", 6)
+    catalog = open_catalog(settings.catalog_properties())
+    layout = TableLayout(partition_fields=(PartitionField("part", "identity", "part"),))
+    rows = {f"r{n}": n % 4 for n in range(12)}  # record -> partition
+
+    def version(ids: list[str], value: int) -> pa.Table:
+        return pa.table({"id": ids, "part": [rows[i] for i in ids], "v": [value] * len(ids)})
+
+    table = ensure_table(catalog, "sf_curated_local.dim", version(list(rows), 0).schema, layout)
+    replace_rows(table, version(list(rows), 0))
+    expected = {i: 0 for i in rows}
+    counts = []
+    for run in range(1, 6):
+        touched = [i for n, i in enumerate(rows) if (n + run) % 3 == 0]
+        replace_rows(
+            catalog.load_table("sf_curated_local.dim"),
+            version(touched, run),
+            records=("id", touched),
+        )
+        expected |= {i: run for i in touched}
+        table = catalog.load_table("sf_curated_local.dim")
+        stored = table.scan().to_arrow()
+        assert dict(zip(stored["id"].to_pylist(), stored["v"].to_pylist(), strict=True)) == expected
+        assert stored.num_rows == len(rows)
+        counts.append(tables.data_file_count(table))
+    assert max(counts) <= 6 + 4  # never far past the limit
+    assert min(counts[1:]) <= 4  # a compaction happened: one file per partition

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt import DbtCliResource
-
 from sf_lakehouse.aws.pipes import pipes_glue_client
 from sf_lakehouse.config import DBT_PROJECT_DIR, Settings
+from sf_lakehouse.defs.dbt_cli import LakehouseDbtCliResource
 from sf_lakehouse.lakehouse.io_manager import IcebergIOManager
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.salesforce.resource import salesforce_from_environment
@@ -49,7 +48,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "lakehouse": lakehouse,
         "iceberg_io_manager": IcebergIOManager(lakehouse=lakehouse),
         "salesforce": salesforce_from_environment(settings),
-        "dbt": DbtCliResource(
+        "dbt": LakehouseDbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),
             target=settings.dbt_target,
