@@ -19,7 +19,6 @@ from dagster import (
     Output,
     asset,
 )
-from dagster_aws.pipes import PipesGlueClient
 
 from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
@@ -120,15 +119,16 @@ def _glue_raw_asset(
 ) -> AssetsDefinition:
     aws = settings.require_aws()
 
+    # The Pipes client is asked for by key, not by a typed parameter: a type would make every
+    # process import dagster-aws (0.7 s), local runs included.
     @asset(
         **common,
         kinds={"salesforce", "iceberg", "glue"},
         description=f"{description} Runs as the AWS Glue job {aws.glue_job_name}.",
+        required_resource_keys={"pipes_glue"},
     )
-    def raw_records(
-        context: AssetExecutionContext, pipes_glue: PipesGlueClient
-    ) -> MaterializeResult:
-        invocation = pipes_glue.run(
+    def raw_records(context: AssetExecutionContext) -> MaterializeResult:
+        invocation = context.resources.pipes_glue.run(
             context=context,
             start_job_run_params={
                 "JobName": aws.glue_job_name,
