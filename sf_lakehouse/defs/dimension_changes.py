@@ -5,22 +5,24 @@ from typing import Any
 
 import pyarrow.compute as pc
 from dagster import MetadataValue
-from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
 from sf_lakehouse.config import ObjectSpec
-from sf_lakehouse.lakehouse.increments import last_build_keys
+from sf_lakehouse.lakehouse.increments import last_build_keys, rows_of
 from sf_lakehouse.lakehouse.tables import state_before_last_write
 
 PREVIEW_ROWS = 10
 
 
-def _rows(table: Table, snapshot_id: int | None, where: Any = None) -> list[dict[str, Any]]:
+def _rows(
+    table: Table, snapshot_id: int | None, key: str, keys: set[str] | None
+) -> list[dict[str, Any]]:
+    """The rows at a snapshot: all of them, or those of `keys`."""
     if snapshot_id is None:
         return []
-    if where is None:
+    if keys is None:
         return table.scan(snapshot_id=snapshot_id).to_arrow().to_pylist()
-    return table.scan(snapshot_id=snapshot_id, row_filter=where).to_arrow().to_pylist()
+    return rows_of(table, key, keys, snapshot_id=snapshot_id).to_pylist()
 
 
 def change_metadata(
@@ -33,14 +35,13 @@ def change_metadata(
     if snapshot is None:
         return {}
     keys = last_build_keys(table, raw) if raw is not None else None
-    where = In(spec.key_column, sorted(keys)) if keys else None
     wrote = snapshot_before_run == () or snapshot.snapshot_id != snapshot_before_run
     if not wrote or keys == set():
         current: list[dict[str, Any]] = []
         previous_rows: list[dict[str, Any]] = []
     else:
-        current = _rows(table, snapshot.snapshot_id, where)
-        previous_rows = _rows(table, state_before_last_write(table), where)
+        current = _rows(table, snapshot.snapshot_id, spec.key_column, keys)
+        previous_rows = _rows(table, state_before_last_write(table), spec.key_column, keys)
     previous = {r["scd_id"]: r["is_current"] for r in previous_rows}
     opened = [r for r in current if r["scd_id"] not in previous]
     closed = [r for r in current if not r["is_current"] and previous.get(r["scd_id"]) is True]

@@ -64,12 +64,24 @@ def ids_added_since(
     return ids
 
 
-def rows_of(table: Table, column: str, values: Iterable[str]) -> pa.Table:
-    """Every row of the table whose `column` is one of `values`."""
+# Up to this many values an Iceberg `In` filter is worth its cost (it can skip files by bucket
+# and bounds); pyiceberg evaluates it value by value, so more are filtered in Arrow after a scan
+# (1,500 ids over 64 files: 2.3 s through `In`, 0.2 s as a scan and `is_in`).
+IN_FILTER_MAX_VALUES = 64
+
+
+def rows_of(
+    table: Table, column: str, values: Iterable[str], snapshot_id: int | None = None
+) -> pa.Table:
+    """Every row of the table (at `snapshot_id`, else now) whose `column` is one of `values`."""
     wanted = sorted(set(values))
     if not wanted:
         return table.schema().as_arrow().empty_table()
-    return table.scan(row_filter=In(column, wanted)).to_arrow()
+    if len(wanted) <= IN_FILTER_MAX_VALUES:
+        return table.scan(row_filter=In(column, wanted), snapshot_id=snapshot_id).to_arrow()
+    rows = table.scan(snapshot_id=snapshot_id).to_arrow()
+    keys = rows.column(column)
+    return rows.filter(pc.fill_null(pc.is_in(keys, value_set=pa.array(wanted, keys.type)), False))
 
 
 def snapshot_property(table: Table, name: str) -> str | None:

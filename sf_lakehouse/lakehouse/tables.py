@@ -58,6 +58,9 @@ COMMIT_ATTEMPTS = 6
 # An incremental replace rewrites the table whole once it has more data files than this (a
 # dimension spreads over up to 32 partitions: is_current x 16 buckets).
 COMPACT_ABOVE_FILES = 64
+# Above this many records an incremental replace writes the table whole (pyiceberg's delete
+# filter costs per value; a whole scan, Arrow filter and write is faster).
+PARTIAL_REPLACE_MAX_RECORDS = 64
 # Set by `sf-lakehouse run` to its pid: a child process (dbt) whose parent has died refuses to
 # commit, so a killed run never rewrites a table after the fact.
 OWNER_PID_VAR = "SF_LAKEHOUSE_OWNER_PID"
@@ -458,7 +461,7 @@ def replace_rows(
         # write, so readers can find the state before it.
         summary = {**(properties or {}), WRITE_ID_PROPERTY: uuid.uuid4().hex}
         aligned = align_to_table(data, tx.table_metadata.schema().as_arrow(), name)
-        if records is not None and _cheaper_whole(table):
+        if records is not None and _cheaper_whole(table, len(records[1])):
             aligned = pa.concat_tables([_rows_of_other_records(table, records, aligned), aligned])
             records = None
         if records is None:
@@ -487,12 +490,13 @@ def data_file_count(table: Table) -> int:
     return _snapshot_total(table, "total-data-files")
 
 
-def _cheaper_whole(table: Table) -> bool:
-    """Whether the next partial replace had better write the table whole: each one rewrites
-    the files that hold its records and adds files for their new rows, and past
+def _cheaper_whole(table: Table, records: int) -> bool:
+    """Whether replacing `records` records had better write the table whole. A partial
+    replace rewrites the files that hold the records and adds files for their new rows: past
     COMPACT_ABOVE_FILES every write and read opens too many small files (a dimension once
-    reached 100 files for 800 rows after four runs, and each run was slower than the last)."""
-    return data_file_count(table) > COMPACT_ABOVE_FILES
+    reached 100 files for 800 rows after four runs, and each run was slower than the last);
+    and its delete filter is evaluated value by value, slow past PARTIAL_REPLACE_MAX_RECORDS."""
+    return data_file_count(table) > COMPACT_ABOVE_FILES or records > PARTIAL_REPLACE_MAX_RECORDS
 
 
 def _rows_of_other_records(
