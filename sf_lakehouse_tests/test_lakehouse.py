@@ -18,11 +18,11 @@ from sf_lakehouse.lakehouse.tables import (
     PartitionField,
     TableLayout,
     append_rows,
-    declared_unique_key,
     ensure_table,
     open_catalog,
     replace_rows,
 )
+from sf_lakehouse.lakehouse.versions import declared_unique_key
 
 STAMP = dt.datetime(2026, 3, 1, 8)
 

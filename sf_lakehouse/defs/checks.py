@@ -36,7 +36,7 @@ from pyiceberg.table import Table
 from sf_lakehouse.config import ObjectSpec
 from sf_lakehouse.lakehouse.increments import last_build_keys, latest_append_ids, rows_of
 from sf_lakehouse.lakehouse.resource import LakehouseResource
-from sf_lakehouse.lakehouse.tables import is_read_column
+from sf_lakehouse.lakehouse.versions import is_read_column
 from sf_lakehouse.scd2_rule import comparable, expected_dimension
 
 EXAMPLES = 5
