@@ -243,7 +243,7 @@ def target_scd_vs_peers(results: Sequence[Json]) -> Verdict:
             f"{f.secs(means['dbt'])} on average"
             + (f" (of which about {f.secs(fixed)} is fixed: the 400-record org's)" if fixed else "")
             + f" and the dimension checks {f.secs(means['checks'])} (rules 1-7 recomputed in "
-            "Python over the whole raw table); "
+            "Python for the records the run touched); "
             f"{_incremental_note(basis)}, while the peers merge only the run's observations "
             f"(dbt snapshot {f.secs(snapshot_mean)} per run, mostly dbt's start-up)"
         )
