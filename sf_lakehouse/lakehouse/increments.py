@@ -17,6 +17,8 @@ from pyiceberg.expressions import In
 from pyiceberg.manifest import ManifestEntryStatus
 from pyiceberg.table import Table
 
+from sf_lakehouse.lakehouse.arrow import is_one_of
+
 RAW_SNAPSHOT_PROPERTY = "sf-lakehouse.raw-snapshot-id"
 PREVIOUS_RAW_SNAPSHOT_PROPERTY = "sf-lakehouse.previous-raw-snapshot-id"
 CODE_VERSION_PROPERTY = "sf-lakehouse.code-version"
@@ -81,7 +83,7 @@ def rows_of(
         return table.scan(row_filter=In(column, wanted), snapshot_id=snapshot_id).to_arrow()
     rows = table.scan(snapshot_id=snapshot_id).to_arrow()
     keys = rows.column(column)
-    return rows.filter(pc.fill_null(pc.is_in(keys, value_set=pa.array(wanted, keys.type)), False))
+    return rows.filter(is_one_of(keys, wanted))
 
 
 def snapshot_property(table: Table, name: str) -> str | None:

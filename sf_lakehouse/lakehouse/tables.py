@@ -41,6 +41,7 @@ from pyiceberg.transforms import (
     YearTransform,
 )
 
+from sf_lakehouse.lakehouse.arrow import is_one_of
 from sf_lakehouse.lakehouse.versions import (
     UNIQUE_KEY_PROPERTY,
     declared_unique_key,
@@ -395,9 +396,7 @@ def _rows_of_other_records(
     """Every stored row except those of `records`, in the schema of `like`."""
     key_column, keys = records
     stored = table.scan().to_arrow()
-    column = stored.column(key_column)
-    touched = pc.is_in(column, value_set=pa.array(list(keys), column.type))
-    kept = stored.filter(pc.invert(pc.fill_null(touched, False)))
+    kept = stored.filter(pc.invert(is_one_of(stored.column(key_column), keys)))
     return align_to_table(kept, like.schema, _table_name(table))
 
 

@@ -23,6 +23,8 @@ from pyiceberg.expressions import (
 )
 from pyiceberg.table import Table
 
+from sf_lakehouse.lakehouse.arrow import is_one_of
+
 # Comma-separated columns; an append never stores a second row with the same values of them.
 UNIQUE_KEY_PROPERTY = "sf-lakehouse.unique-key"
 
@@ -108,10 +110,7 @@ def _stored_reads(
     columns = table.schema().column_names
     selected = [c for c in (*content, read_time) if c in columns]
     stored = table.scan(row_filter=window, selected_fields=tuple(selected)).to_arrow()
-    first_key = stored.column(key[0])
-    stored = stored.filter(
-        pc.is_in(first_key, pa.array(list({k[0] for k in matched}), first_key.type))
-    )
+    stored = stored.filter(is_one_of(stored.column(key[0]), {k[0] for k in matched}))
     stored_times = (
         stored.column(read_time).to_pylist() if read_time in columns else [None] * len(stored)
     )
