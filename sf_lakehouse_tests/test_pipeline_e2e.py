@@ -43,12 +43,22 @@ def latest_visible(
     return seen
 
 
-def materialize_once(settings: Settings, instance: dg.DagsterInstance, *, with_dbt: bool = True):
+def materialize_once(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    *,
+    with_dbt: bool = True,
+    tags: dict[str, str] | None = None,
+):
     assets = [build_raw_asset(settings, spec) for spec in settings.objects]
     if with_dbt:
         assets.append(build_dbt_assets(settings.objects))
     return dg.materialize(
-        assets, resources=build_resources(settings), instance=instance, raise_on_error=False
+        assets,
+        resources=build_resources(settings),
+        instance=instance,
+        raise_on_error=False,
+        tags=tags,
     )
 
 

@@ -1,5 +1,6 @@
 """The dbt models as assets downstream of the raw tables; dbt tests become asset checks."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,12 +17,19 @@ from dagster_dbt import (
     DbtProject,
     DbtProjectPreparer,
     dbt_assets,
+    get_asset_key_for_model,
 )
 
 from sf_lakehouse.config import DBT_PROJECT_DIR, ObjectSpec
 from sf_lakehouse.config.objects import CURATED_PREFIX, STAGING_PREFIX
 from sf_lakehouse.dbt_models import code_version
 from sf_lakehouse.defs import CURATED_GROUP, OWNERS, freshness_policy
+from sf_lakehouse.defs.dbt_selection import (
+    exclude_args,
+    models_in_build_order,
+    models_to_leave_out,
+    unchanged_dimensions,
+)
 from sf_lakehouse.defs.dimension_changes import change_metadata
 from sf_lakehouse.defs.pools import DBT_POOL
 from sf_lakehouse.defs.resources import dbt_executable, dbt_vars_arg
@@ -169,12 +177,16 @@ def _column_descriptions(context: AssetExecutionContext, key: AssetKey) -> dict[
 
 def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
     """One multi-asset over every dbt model; after each dimension is built, its Iceberg column
-    types (with the model's descriptions) and what the build changed become metadata."""
+    types (with the model's descriptions) and what the build changed become metadata. A
+    dimension without raw rows since its last build is left out of `dbt build`, with its
+    staging model and their tests (sf_lakehouse.defs.dbt_selection); it is still reported
+    materialized, as it is up to date, and its last test results stand."""
     project = dbt_project()
     spec_of_dimension = {AssetKey(list(spec.dimension_asset_key)): spec for spec in specs}
+    manifest = json.loads(Path(project.manifest_path).read_text())
 
     @dbt_assets(
-        manifest=project.manifest_path,
+        manifest=manifest,
         project=project,
         dagster_dbt_translator=LakehouseDbtTranslator(specs),
         name="sf_lakehouse_dbt",
@@ -197,34 +209,66 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
         if on_athena and not full_refresh and (stale := stale_dimensions(lakehouse, selected)):
             context.log.info(f"{', '.join(stale)} built by other model code: full refresh")
             full_refresh = True
+        # Locally, a dimension without new raw rows is not rebuilt (Athena has no record of the
+        # raw snapshot a table was built from: it always builds).
+        unchanged = {} if on_athena or full_refresh else unchanged_dimensions(lakehouse, selected)
+        left_out = models_to_leave_out(manifest, unchanged)
+
+        def with_table_metadata(event: Output) -> Output:
+            key = context.asset_key_for_output(event.output_name)
+            spec = spec_of_dimension.get(key)
+            table = lakehouse.load_table(key.path) if spec is not None else None
+            if spec is None or table is None:
+                return event
+            extra = {
+                "dagster/column_schema": column_schema(table, _column_descriptions(context, key)),
+                **change_metadata(
+                    table, spec, lakehouse.load_table(spec.raw_asset_key), before.get(key)
+                ),
+            }
+            return event.with_metadata({**event.metadata, **extra})
+
+        to_build = []
+        for model in models_in_build_order(manifest):
+            key = key_of_model[model]
+            if key not in context.selected_asset_keys:
+                continue
+            dimension = left_out.get(model)
+            if dimension is None:
+                to_build.append(model)
+                continue
+            plan = unchanged[dimension]
+            note = (
+                f"not rebuilt: no raw row arrived since {dimension} was built from raw snapshot "
+                f"{plan.raw_snapshot_id}, so dbt would leave it as it is"
+            )
+            yield with_table_metadata(
+                Output(
+                    None,
+                    output_name=context.assets_def.get_output_name_for_asset_key(key),
+                    metadata={"dbt_build": note},
+                )
+            )
+        if left_out:
+            context.log.info(f"dbt build leaves out unchanged {', '.join(sorted(left_out))}")
+        if not to_build:
+            return
         target_path = invocation_target_path(lakehouse, context.run.run_id)
         invocation = dbt.cli(
-            dbt_build_args(lakehouse, full_refresh), context=context, target_path=target_path
+            [*dbt_build_args(lakehouse, full_refresh), *exclude_args(left_out)],
+            context=context,
+            target_path=target_path,
         )
         for event in invocation.stream():
-            if isinstance(event, Output):
-                key = context.asset_key_for_output(event.output_name)
-                spec = spec_of_dimension.get(key)
-                if spec is not None:
-                    table = lakehouse.load_table(key.path)
-                    if table is not None:
-                        extra = {
-                            "dagster/column_schema": column_schema(
-                                table, _column_descriptions(context, key)
-                            ),
-                            **change_metadata(
-                                table,
-                                spec,
-                                lakehouse.load_table(spec.raw_asset_key),
-                                before.get(key),
-                            ),
-                        }
-                        event = event.with_metadata({**event.metadata, **extra})
-            yield event
+            yield with_table_metadata(event) if isinstance(event, Output) else event
         keep_partial_parse(lakehouse, target_path)
         if on_athena:
             record_code_versions(lakehouse, selected)
 
+    key_of_model = {
+        model: get_asset_key_for_model([sf_lakehouse_dbt_models], model)
+        for model in models_in_build_order(manifest)
+    }
     return sf_lakehouse_dbt_models
 
 

@@ -34,8 +34,8 @@ def change_metadata(
     snapshot = table.current_snapshot()
     if snapshot is None:
         return {}
-    keys = last_build_keys(table, raw) if raw is not None else None
     wrote = snapshot_before_run == () or snapshot.snapshot_id != snapshot_before_run
+    keys = last_build_keys(table, raw) if raw is not None and wrote else None
     if not wrote or keys == set():
         current: list[dict[str, Any]] = []
         previous_rows: list[dict[str, Any]] = []
@@ -59,7 +59,7 @@ def change_metadata(
         "dimension_rows": len(flags),
         "current_rows": current_rows,
         "historical_rows": len(flags) - current_rows,
-        "records_rebuilt": len(keys) if keys is not None else current_rows,
+        "records_rebuilt": 0 if not wrote else len(keys) if keys is not None else current_rows,
         "versions_opened": len(opened),
         "versions_closed": len(closed),
         "latest_changes": MetadataValue.md(

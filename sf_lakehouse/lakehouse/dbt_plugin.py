@@ -35,9 +35,9 @@ from sf_lakehouse.lakehouse.increments import (
     CODE_VERSION_PROPERTY,
     PREVIOUS_RAW_SNAPSHOT_PROPERTY,
     RAW_SNAPSHOT_PROPERTY,
-    ids_added_since,
+    BuildPlan,
+    plan_build,
     rows_of,
-    snapshot_property,
 )
 from sf_lakehouse.lakehouse.tables import (
     PartitionField,
@@ -122,9 +122,7 @@ class DimensionBuild:
 
     spec: ObjectSpec
     code_version: str
-    raw_snapshot_id: int | None
-    previous_raw_snapshot_id: int | None
-    touched: set[str] | None  # None: a full rebuild
+    plan: BuildPlan
 
 
 def _full_refresh_requested() -> bool:
@@ -157,31 +155,17 @@ class Plugin(BasePlugin):
             return raw.scan().to_arrow()
         build = self._plan_build(spec, raw)
         self._builds[self._settings.table_identifier(spec.dimension_asset_key)] = build
-        if build.touched is None:
+        if build.plan.touched is None:
             return raw.scan().to_arrow()
-        return rows_of(raw, "id", build.touched)
+        return rows_of(raw, "id", build.plan.touched)
 
     def _plan_build(self, spec: ObjectSpec, raw: Any) -> DimensionBuild:
         version = code_version(spec)
-        current = raw.current_snapshot()
-        raw_snapshot_id = current.snapshot_id if current is not None else None
         dimension = load_table_or_none(
             self._catalog, self._settings.table_identifier(spec.dimension_asset_key)
         )
-        full = DimensionBuild(spec, version, raw_snapshot_id, None, None)
-        if dimension is None or _full_refresh_requested():
-            return full
-        if snapshot_property(dimension, CODE_VERSION_PROPERTY) != version:
-            return full
-        built_from = snapshot_property(dimension, RAW_SNAPSHOT_PROPERTY)
-        if not built_from:
-            return full
-        # "none": the raw table was still empty then, so everything in it now is new.
-        previous = None if built_from == "none" else int(built_from)
-        touched = ids_added_since(raw, previous)
-        if touched is None:
-            return full
-        return DimensionBuild(spec, version, raw_snapshot_id, previous, touched)
+        plan = plan_build(dimension, raw, version, full_refresh=_full_refresh_requested())
+        return DimensionBuild(spec, version, plan)
 
     def store(self, target_config: TargetConfig) -> None:
         if target_config.location is None:
@@ -206,16 +190,17 @@ class Plugin(BasePlugin):
                 )
             replace_rows(table, data)
             return
+        plan = build.plan
         properties = {
-            RAW_SNAPSHOT_PROPERTY: str(build.raw_snapshot_id or "none"),
-            PREVIOUS_RAW_SNAPSHOT_PROPERTY: str(build.previous_raw_snapshot_id or "none"),
+            RAW_SNAPSHOT_PROPERTY: str(plan.raw_snapshot_id or "none"),
+            PREVIOUS_RAW_SNAPSHOT_PROPERTY: str(plan.previous_raw_snapshot_id or "none"),
             CODE_VERSION_PROPERTY: build.code_version,
-            BUILD_PROPERTY: "full" if build.touched is None else "incremental",
+            BUILD_PROPERTY: "full" if plan.is_full else "incremental",
         }
-        if build.touched is None:
+        if plan.touched is None:
             replace_rows(table, data, properties)
-        elif build.touched:
-            replace_rows(table, data, properties, records=(build.spec.key_column, build.touched))
+        elif plan.touched:
+            replace_rows(table, data, properties, records=(build.spec.key_column, plan.touched))
         # No record changed: the table, and the raw snapshot it stands for, stay as they are
         # (the next run reads what was appended since that snapshot).
 

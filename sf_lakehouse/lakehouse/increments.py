@@ -9,6 +9,7 @@ new rows cost, not what the table holds.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -115,3 +116,45 @@ def latest_append_ids(table: Table, column: str = "id") -> set[str] | None:
     if snapshot is None:
         return set()
     return ids_added_since(table, snapshot.parent_snapshot_id, column)
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What the next build of a dimension must do (rule 8)."""
+
+    raw_snapshot_id: int | None  # the raw snapshot the build reads
+    previous_raw_snapshot_id: int | None  # the one the table was built from, if incremental
+    touched: frozenset[str] | None  # records to rebuild; None: a full rebuild
+
+    @property
+    def is_full(self) -> bool:
+        return self.touched is None
+
+    @property
+    def changes_nothing(self) -> bool:
+        """No raw row arrived since the last build: building would leave the table as it is."""
+        return self.touched is not None and not self.touched
+
+
+def plan_build(
+    dimension: Table | None, raw: Table, code_version: str, full_refresh: bool = False
+) -> BuildPlan:
+    """Incremental when the dimension was built by the same model code from a raw snapshot that
+    is still in the raw table's history; a full rebuild otherwise (first build, requested, model
+    or macros changed, that snapshot expired)."""
+    current = raw.current_snapshot()
+    raw_snapshot_id = current.snapshot_id if current is not None else None
+    full = BuildPlan(raw_snapshot_id, None, None)
+    if dimension is None or full_refresh:
+        return full
+    if snapshot_property(dimension, CODE_VERSION_PROPERTY) != code_version:
+        return full
+    built_from = snapshot_property(dimension, RAW_SNAPSHOT_PROPERTY)
+    if not built_from:
+        return full
+    # "none": the raw table was still empty then, so everything in it now is new.
+    previous = None if built_from == "none" else int(built_from)
+    touched = ids_added_since(raw, previous)
+    if touched is None:
+        return full
+    return BuildPlan(raw_snapshot_id, previous, frozenset(touched))
