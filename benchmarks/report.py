@@ -244,8 +244,8 @@ def target_scd_vs_peers(results: Sequence[Json]) -> Verdict:
             f"at {size_label(basis['org']['records'])} a run's dbt step takes "
             f"{f.secs(means['dbt'])} on average"
             + (f" (of which about {f.secs(fixed)} is fixed: the 400-record org's)" if fixed else "")
-            + f" and the dimension checks {f.secs(means['checks'])} (rules 1-7 recomputed in "
-            "Python for the records the run touched); "
+            + f" and the dimension checks {f.secs(means['checks'])} (rules 1-7 recomputed over "
+            "Arrow for the records the run touched); "
             f"{_incremental_note(basis)}, while the peers merge only the run's observations "
             f"(dbt snapshot {f.secs(snapshot_mean)} per run, mostly dbt's start-up)"
         )
