@@ -7,6 +7,8 @@ every row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,6 +25,13 @@ def _value_columns(spec: ObjectSpec) -> tuple[list[tuple[str, str]], list[tuple[
     if spec.deletions:
         compared.append(("is_deleted", raw_column(DELETED_FIELD)))
     return carried, compared
+
+
+def raw_columns_read(spec: ObjectSpec, available: Sequence[str]) -> tuple[str, ...]:
+    """The raw columns the rule reads, of those the table has."""
+    carried, compared = _value_columns(spec)
+    wanted = ["id", "systemmodstamp", "_extracted_at", *(raw for _, raw in carried + compared)]
+    return tuple(dict.fromkeys(c for c in wanted if c in available))
 
 
 def _raw_values(raw: pa.Table, column: str) -> pa.Array:

@@ -41,6 +41,7 @@ from sf_lakehouse.scd2_rule import (
     comparable,
     duplicate_versions,
     expected_dimension,
+    raw_columns_read,
     versions_differing,
 )
 
@@ -297,10 +298,13 @@ def build_checks(spec: ObjectSpec) -> list[AssetChecksDefinition]:
         raw_table = lakehouse.require_table(raw_key.path)
         dim_table = lakehouse.require_table(dim_key.path)
         keys = None if wants_full_checks(context) else last_build_keys(dim_table, raw_table)
+        read = raw_columns_read(spec, raw_table.schema().column_names)
         if keys is None:
-            raw, dim = raw_table.scan().to_arrow(), dim_table.scan().to_arrow()
+            raw = raw_table.scan(selected_fields=read).to_arrow()
+            dim = dim_table.scan().to_arrow()
         else:
-            raw, dim = rows_of(raw_table, "id", keys), rows_of(dim_table, spec.key_column, keys)
+            raw = rows_of(raw_table, "id", keys, columns=read)
+            dim = rows_of(dim_table, spec.key_column, keys)
         scope = _scope(keys)
         for name, (_, evaluate) in dimension_evaluations.items():
             yield _result(evaluate(raw, dim), name, dim_key, scope)

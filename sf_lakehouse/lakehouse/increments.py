@@ -74,15 +74,24 @@ IN_FILTER_MAX_VALUES = 64
 
 
 def rows_of(
-    table: Table, column: str, values: Iterable[str], snapshot_id: int | None = None
+    table: Table,
+    column: str,
+    values: Iterable[str],
+    snapshot_id: int | None = None,
+    columns: tuple[str, ...] = ("*",),
 ) -> pa.Table:
-    """Every row of the table (at `snapshot_id`, else now) whose `column` is one of `values`."""
+    """Every row of the table (at `snapshot_id`, else now) whose `column` is one of `values`;
+    `columns` (which must include `column`) to read fewer."""
     wanted = sorted(set(values))
     if not wanted:
-        return table.schema().as_arrow().empty_table()
+        empty = table.schema().as_arrow().empty_table()
+        return empty if columns == ("*",) else empty.select(list(columns))
     if len(wanted) <= IN_FILTER_MAX_VALUES:
-        return table.scan(row_filter=In(column, wanted), snapshot_id=snapshot_id).to_arrow()
-    rows = table.scan(snapshot_id=snapshot_id).to_arrow()
+        scan = table.scan(
+            row_filter=In(column, wanted), snapshot_id=snapshot_id, selected_fields=columns
+        )
+        return scan.to_arrow()
+    rows = table.scan(snapshot_id=snapshot_id, selected_fields=columns).to_arrow()
     keys = rows.column(column)
     return rows.filter(is_one_of(keys, wanted))
 
