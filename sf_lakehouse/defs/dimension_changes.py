@@ -15,14 +15,24 @@ PREVIEW_ROWS = 10
 
 
 def _rows(
-    table: Table, snapshot_id: int | None, key: str, keys: set[str] | None
+    table: Table,
+    snapshot_id: int | None,
+    key: str,
+    keys: set[str] | None,
+    columns: tuple[str, ...],
 ) -> list[dict[str, Any]]:
-    """The rows at a snapshot: all of them, or those of `keys`."""
-    if snapshot_id is None:
+    """The rows at a snapshot (their `columns` that the snapshot's schema has): all of them, or
+    those of `keys`."""
+    snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else None
+    if snapshot is None:
         return []
+    schema = table.schemas().get(snapshot.schema_id) if snapshot.schema_id is not None else None
+    names = (schema or table.schema()).column_names
+    columns = tuple(c for c in columns if c in names)
     if keys is None:
-        return table.scan(snapshot_id=snapshot_id).to_arrow().to_pylist()
-    return rows_of(table, key, keys, snapshot_id=snapshot_id).to_pylist()
+        scan = table.scan(snapshot_id=snapshot_id, selected_fields=columns)
+        return scan.to_arrow().to_pylist()
+    return rows_of(table, key, keys, snapshot_id=snapshot_id, columns=columns).to_pylist()
 
 
 def change_metadata(
@@ -35,24 +45,25 @@ def change_metadata(
     if snapshot is None:
         return {}
     wrote = snapshot_before_run == () or snapshot.snapshot_id != snapshot_before_run
-    keys = last_build_keys(table, raw) if raw is not None and wrote else None
-    if not wrote or keys == set():
-        current: list[dict[str, Any]] = []
-        previous_rows: list[dict[str, Any]] = []
-    else:
-        current = _rows(table, snapshot.snapshot_id, spec.key_column, keys)
-        previous_rows = _rows(table, state_before_last_write(table), spec.key_column, keys)
-    previous = {r["scd_id"]: r["is_current"] for r in previous_rows}
-    opened = [r for r in current if r["scd_id"] not in previous]
-    closed = [r for r in current if not r["is_current"] and previous.get(r["scd_id"]) is True]
     key = spec.key_column
-    latest = sorted(opened, key=lambda r: (r["effective_from"], r[key]), reverse=True)
     columns = [
         key,
         *spec.tracked_columns,
         *(("is_deleted",) if spec.deletions else ()),
         "effective_from",
     ]
+    read = ("scd_id", "is_current", *columns)
+    keys = last_build_keys(table, raw) if raw is not None and wrote else None
+    if not wrote or keys == set():
+        current: list[dict[str, Any]] = []
+        previous_rows: list[dict[str, Any]] = []
+    else:
+        current = _rows(table, snapshot.snapshot_id, key, keys, read)
+        previous_rows = _rows(table, state_before_last_write(table), key, keys, read)
+    previous = {r["scd_id"]: r["is_current"] for r in previous_rows}
+    opened = [r for r in current if r["scd_id"] not in previous]
+    closed = [r for r in current if not r["is_current"] and previous.get(r["scd_id"]) is True]
+    latest = sorted(opened, key=lambda r: (r["effective_from"], r[key]), reverse=True)
     flags = table.scan(selected_fields=("is_current",)).to_arrow().column("is_current")
     current_rows = int(pc.sum(flags).as_py() or 0)
     return {
