@@ -65,7 +65,8 @@ def add_object(
     refresh_manifest: bool = True,
 ) -> list[str]:
     """Write the spec and model files; returns one line per thing done, for the user."""
-    from sf_lakehouse.dbt_models import render_object_spec_yaml, write_model_files
+    from sf_lakehouse.config.spec_yaml import render_object_spec_yaml
+    from sf_lakehouse.dbt_models import write_model_files
 
     spec = new_object_spec(
         api_name,

@@ -18,12 +18,12 @@ import yaml
 from sf_lakehouse.config import ObjectSpec, resolve_settings
 from sf_lakehouse.config.environment import DBT_PROJECT_DIR, REPO_ROOT
 from sf_lakehouse.config.objects import OBJECTS_DIR_NAME, load_object_spec, load_object_specs
+from sf_lakehouse.config.spec_yaml import render_object_spec_yaml
 from sf_lakehouse.dbt_models import (
     RENDER_COMMAND,
     dimension_model_config,
     main,
     render_model_files,
-    render_object_spec_yaml,
     stale_model_files,
     write_model_files,
 )
