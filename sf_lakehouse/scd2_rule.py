@@ -45,6 +45,12 @@ def _raw_values(raw: pa.Table, column: str) -> pa.Array:
     return values
 
 
+def _null_safe_equal(left: pa.Array, right: pa.Array) -> pa.BooleanArray:
+    """Equal values, or both NULL (a NULL differs from any value)."""
+    equal = pc.fill_null(pc.equal(left, right), False)
+    return pc.or_(equal, pc.and_(left.is_null(), right.is_null()))
+
+
 def _shifted_differs(values: pa.Array) -> pa.BooleanArray:
     """Row i differs from row i-1, NULL-safely (NULL equals NULL, differs from any value);
     row 0 counts as differing."""
@@ -52,9 +58,7 @@ def _shifted_differs(values: pa.Array) -> pa.BooleanArray:
         return pa.array([], pa.bool_())
     if pa.types.is_null(values.type):  # all NULL: every row equals the previous one
         return pa.concat_arrays([pa.array([True]), pa.repeat(False, len(values) - 1)])
-    current, previous = values[1:], values[:-1]
-    equal = pc.fill_null(pc.equal(current, previous), False)
-    same = pc.or_(equal, pc.and_(current.is_null(), previous.is_null()))
+    same = _null_safe_equal(values[1:], values[:-1])
     return pa.concat_arrays([pa.array([True]), pc.invert(same)])
 
 
@@ -157,9 +161,7 @@ def versions_differing(
     for column in expected.column_names:
         if column in (key, VERSION_KEY):
             continue
-        left, right = joined.column(column), joined.column(f"{column}__actual")
-        equal = pc.fill_null(pc.equal(left, right), False)
-        same = pc.or_(equal, pc.and_(left.is_null(), right.is_null()))
+        same = _null_safe_equal(joined.column(column), joined.column(f"{column}__actual"))
         different = pc.or_(different, pc.invert(same))
     different = pc.and_(different, both)
     missing = pc.and_(in_expected, pc.invert(in_actual))

@@ -229,8 +229,7 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
             return event.with_metadata({**event.metadata, **extra})
 
         to_build = []
-        for model in models_in_build_order(manifest):
-            key = key_of_model[model]
+        for model, key in key_of_model.items():  # in build order
             if key not in context.selected_asset_keys:
                 continue
             dimension = left_out.get(model)
