@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sf_lakehouse.commands.run import report_failure
+from sf_lakehouse.commands.run import publish_metrics, report_failure
 from sf_lakehouse.commands.summaries import print_summaries
 
 DEMO_START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
@@ -72,6 +72,7 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
                 result = run_pipeline(
                     settings, instance, log_level="DEBUG", tags=run_tags(settings, log_path)
                 )
+            publish_metrics(settings, instance, result.run_id)
             status = "ok" if result.success and not run_problems(result) else "FAILED"
             counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
             print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
@@ -83,4 +84,5 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
     dimension = settings.table_identifier(shown.dimension_asset_key)
     print(f"\nDemo finished in {time.monotonic() - started:.1f} s. Query it yourself:")
     print(f'  SF_LAKEHOUSE_HOME={home} sf-lakehouse query "select * from {dimension} limit 5"')
+    print(f"  SF_LAKEHOUSE_HOME={home} sf-lakehouse status")
     return 0

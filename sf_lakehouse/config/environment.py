@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from sf_lakehouse.config.alerts import Alerts, aws_only_problem
 from sf_lakehouse.config.errors import ConfigError, StrictModel, describe_validation_error
 from sf_lakehouse.config.objects import (
     CURATED_PREFIX,
@@ -76,16 +77,6 @@ class MaintenanceSettings(StrictModel):
     min_snapshots_to_keep: int = Field(ge=1)
     orphan_file_min_age_hours: int = Field(ge=1)
     compact_when_data_files_exceed: int = Field(ge=2)
-
-
-class Alerts(StrictModel):
-    directory: str = Field(min_length=1)
-    webserver_url: str = Field(min_length=1)
-
-    @field_validator("webserver_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
 
 class Extraction(StrictModel):
@@ -181,6 +172,9 @@ class EnvironmentConfig(StrictModel):
             raise ValueError(
                 "a glue catalog needs an aws section (region, athena_workgroup) and bucket_prefix"
             )
+        problem = aws_only_problem(self.alerts, self.aws is not None)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
