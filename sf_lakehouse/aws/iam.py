@@ -19,7 +19,9 @@ INLINE_POLICY_NAME = "sf-lakehouse-least-privilege"
 # The CloudWatch namespace of Glue job metrics.
 GLUE_METRICS_NAMESPACE = "Glue"
 # Actions that support no resource-level permissions: the only ones with a `*` resource.
-WILDCARD_RESOURCE_ACTIONS = frozenset({"cloudwatch:PutMetricData", "lakeformation:GetDataAccess"})
+WILDCARD_RESOURCE_ACTIONS = frozenset(
+    {"cloudwatch:PutMetricData", "cloudwatch:GetMetricData", "lakeformation:GetDataAccess"}
+)
 
 GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions")
 GLUE_WRITE_ACTIONS = ("glue:CreateTable", "glue:UpdateTable")
@@ -138,3 +140,58 @@ def glue_role_inline_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def monitoring_statements(settings: Settings, account_id: str) -> list[dict[str, Any]]:
+    """What the pipeline's identity needs for monitoring: publish the run metrics (namespace
+    `SfLakehouse` only) and read them back (`sf-lakehouse status`), publish alerts to the
+    environment's topic (encrypted with its key), and read the Slack token's secret."""
+    from sf_lakehouse.monitoring import names
+    from sf_lakehouse.monitoring.metrics import NAMESPACE
+
+    region = settings.require_aws().region
+    env = settings.environment
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "RunMetrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
+        },
+        {
+            "Sid": "ReadRunMetrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:GetMetricData"],
+            "Resource": ["*"],
+        },
+        {
+            "Sid": "AlertsTopic",
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": [names.topic_arn(env, region, account_id)],
+        },
+        {
+            "Sid": "AlertsTopicKey",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": [f"arn:aws:kms:{region}:{account_id}:key/*"],
+            "Condition": {
+                "ForAnyValue:StringEquals": {"kms:ResourceAliases": [names.topic_key_alias(env)]}
+            },
+        },
+    ]
+    slack = settings.config.alerts.slack
+    if slack is not None and slack.token_secret_id:
+        statements.append(
+            {
+                "Sid": "SlackToken",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": [
+                    f"arn:aws:secretsmanager:{region}:{account_id}:secret:"
+                    f"{slack.token_secret_id}{SECRET_SUFFIX}"
+                ],
+            }
+        )
+    return statements

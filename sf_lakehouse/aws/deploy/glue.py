@@ -191,6 +191,11 @@ def desired_job(ctx: DeployContext) -> dict[str, Any]:
             "--extra-py-files": package_location(ctx),
             "--extra-files": ",".join(extra_files),
             "--job-language": "python",
+            # Job metrics, observability metrics and continuous logs in CloudWatch (the
+            # dashboard's Glue widget and the logs of a run while it runs).
+            "--enable-metrics": "true",
+            "--enable-observability-metrics": "true",
+            "--enable-continuous-cloudwatch-log": "true",
         },
         "GlueVersion": GLUE_VERSION,
         "WorkerType": "G.1X",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sf_lakehouse.aws.deploy import athena, glue, iam, lakeformation, s3, secrets, tables
+from sf_lakehouse.aws.deploy import monitoring as monitoring_resources
 from sf_lakehouse.aws.deploy.context import DeployContext
 from sf_lakehouse.aws.deploy.plan import (
     AwsDeployError,
@@ -75,6 +76,7 @@ def plan_deploy(
     plan.steps += lakeformation.plan_lake_formation(ctx)
     plan.steps += glue.plan_job_artifacts(ctx)
     plan.steps.append(glue.plan_job(ctx))
+    plan.steps += monitoring_resources.plan_monitoring(ctx)
     plan.warnings += ctx.warnings
     plan.notes += ctx.notes
     return plan
