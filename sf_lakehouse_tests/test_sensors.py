@@ -138,6 +138,14 @@ def test_freshness_sensor_records_each_stale_state_once(
     ]
     assert alerts[0]["link"].endswith("/assets/sf_raw/sf_user")
     assert "FRESHNESS FAIL sf_raw/sf_user" in (settings.alerts_dir / "alerts.log").read_text()
+    # Every tick publishes the lag (locally: metrics/*.jsonl), for the stale alarms.
+    lags = [
+        json.loads(line)["value"]
+        for path in (settings.home / "metrics").glob("*.jsonl")
+        for line in path.open()
+        if '"RawFreshnessLagMinutes"' in line and '"User"' in line
+    ]
+    assert [round(v) for v in sorted(lags)] == [180, 180, 420]
 
 
 def test_freshness_status_windows() -> None:
@@ -175,6 +183,20 @@ def test_failure_sensor_records_the_run_link_and_error(settings: Settings) -> No
     assert "no Salesforce credentials" in steps["sf_raw__sf_user"]
     readable = (settings.alerts_dir / "alerts.log").read_text()
     assert f"RUN FAILED {PIPELINE_JOB_NAME}" in readable and result.run_id in readable
+    # The sensor published the failed run's metrics with its one-line reason.
+    failed = [
+        json.loads(line)
+        for path in (settings.home / "metrics").glob("*.jsonl")
+        for line in path.open()
+        if '"RunsFailed"' in line
+    ]
+    assert {p["dimensions"].get("Object") for p in failed} == {
+        None,
+        "User",
+        "Account",
+        "Opportunity",
+    }
+    assert all("no Salesforce credentials" in p["detail"] for p in failed)
 
 
 def test_a_run_on_bad_raw_data_stops_at_the_blocking_check(settings: Settings, connected) -> None:

@@ -120,6 +120,8 @@ class RunFacts:
     step_seconds: dict[str, float] = field(default_factory=dict)
     step_objects: dict[str, list[str]] = field(default_factory=dict)
     reason: str | None = None
+    # A failed step's reason, per object whose own step failed.
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 def api_usage_percent(metadata: dict[str, Any]) -> float | None:
@@ -153,7 +155,8 @@ def run_data(facts: RunFacts, environment: str) -> list[Datum]:
                 add(metric, float((dim or {}).get(key) or 0), name)
         add(CHECKS_FAILED, float(facts.checks_failed.get(name, 0)), name)
         outcome = RUNS_SUCCEEDED if facts.succeeded else RUNS_FAILED
-        add(outcome, 1.0, name, detail=None if facts.succeeded else facts.reason)
+        reason = None if facts.succeeded else facts.reasons.get(name, facts.reason)
+        add(outcome, 1.0, name, detail=reason)
     for step, seconds in facts.step_seconds.items():
         for name in facts.step_objects.get(step, []):
             add(STEP_SECONDS, round(seconds, 3), name, step=step)

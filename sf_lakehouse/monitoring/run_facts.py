@@ -90,12 +90,14 @@ def run_facts(settings: Settings, instance: DagsterInstance, run_id: str) -> Run
                 facts.checks_failed.setdefault(found[0], 0)
                 if not evaluation.passed:
                     facts.checks_failed[found[0]] += 1
-        elif event.event_type == DagsterEventType.STEP_FAILURE and first_failure is None:
+        elif event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error if event.step_failure_data else None
-            first_failure = f"step {event.step_key} failed: {short_error(error)}"
+            failure = f"step {event.step_key} failed: {short_error(error)}"
+            first_failure = first_failure or failure
             for key, (name, _) in keys.items():
                 if event.step_key == "__".join(key.path):
                     step_objects.setdefault(event.step_key, []).append(name)
+                    facts.reasons.setdefault(name, failure)
         elif event.event_type == DagsterEventType.RUN_FAILURE:
             run_failure = " ".join((entry.message or "").split())[:400] or None
     facts.objects = objects
