@@ -309,3 +309,26 @@ def test_freshness_alerts_once_per_change_and_once_when_fresh_again(tmp_path) ->
         alert = notify_freshness_change(settings, key, previous, status, NOW, print)
         sent.append(alert.state if alert else None)
     assert sent == [None, None, "warn", None, "fail", None, "ok", None]
+
+
+def test_the_pipeline_may_publish_only_its_own_namespace(tmp_path) -> None:
+    """Guards: PutMetricData has no resource-level permission, so the namespace condition is
+    the only limit; nothing else gets a `*` resource."""
+    from sf_lakehouse.aws.iam import WILDCARD_RESOURCE_ACTIONS, monitoring_statements
+
+    settings = settings_with(
+        "prod", {"sns": True, "slack": {"channel": "#a", "token_secret_id": "slack/prod"}}, tmp_path
+    )
+    statements = {s["Sid"]: s for s in monitoring_statements(settings, "123456789012")}
+    assert statements["RunMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "SfLakehouse"}
+    }
+    assert statements["AlertsTopic"]["Resource"] == [
+        "arn:aws:sns:eu-west-1:123456789012:sf-lakehouse-prod-alerts"
+    ]
+    assert statements["SlackToken"]["Resource"] == [
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:slack/prod-??????"
+    ]
+    for statement in statements.values():
+        if statement["Resource"] == ["*"]:
+            assert set(statement["Action"]) <= WILDCARD_RESOURCE_ACTIONS

@@ -538,3 +538,24 @@ def test_a_failing_run_alerts_sns_and_slack_once_per_change_of_state(aws, tmp_pa
     assert "RESOLVED" in slack.messages[1]["text"]
     # The failed runs' metrics reached CloudWatch through the sensor.
     assert sum(metric_values(m.RUNS_FAILED, {"Environment": ENV})) >= 2
+
+
+def test_status_of_an_aws_environment_reads_cloudwatch(aws, tmp_path, capsys) -> None:
+    from sf_lakehouse.monitoring.publish import publish
+
+    settings = settings_of(aws, tmp_path)
+    now = dt.datetime.now(dt.UTC)
+    assert publish(
+        settings,
+        [
+            m.Datum(m.RUNS_SUCCEEDED, 1, now, ENV, "User", run_id="r"),
+            m.Datum(m.RAW_FRESHNESS_LAG, 2, now, ENV, "User"),
+            m.Datum(m.DIMENSION_FRESHNESS_LAG, 2, now, ENV, "User"),
+        ],
+    )
+    code = deploy_command("status", "--environment", ENV, "--format", "json")
+    report = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and report["environment"] == ENV
+    [user] = report["objects"]
+    assert user["object"] == "User" and user["last_run_at"] is not None
+    assert user["raw"]["status"] == user["dimension"]["status"] == "fresh"
