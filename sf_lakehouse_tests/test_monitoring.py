@@ -332,3 +332,20 @@ def test_the_pipeline_may_publish_only_its_own_namespace(tmp_path) -> None:
     for statement in statements.values():
         if statement["Resource"] == ["*"]:
             assert set(statement["Action"]) <= WILDCARD_RESOURCE_ACTIONS
+
+
+def test_local_metrics_keep_ninety_days(tmp_path) -> None:
+    """Guards: a laptop's metrics folder does not grow forever."""
+    from sf_lakehouse.monitoring.publish import metrics_dir
+
+    settings = resolve_settings("local", home=tmp_path)
+    metrics_dir(settings).mkdir(parents=True)
+    (metrics_dir(settings) / "2026-08-01.jsonl").write_text("{}\n")  # 124 days before NOW
+    (metrics_dir(settings) / "2026-10-01.jsonl").write_text("{}\n")
+    (metrics_dir(settings) / "notes.jsonl").write_text("{}\n")
+    write_jsonl(settings, [m.Datum(m.RUNS_SUCCEEDED, 1, NOW, "local", "User")])
+    assert sorted(p.name for p in metrics_dir(settings).iterdir()) == [
+        "2026-10-01.jsonl",
+        "2026-12-03.jsonl",
+        "notes.jsonl",
+    ]

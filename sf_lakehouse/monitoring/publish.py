@@ -14,6 +14,9 @@ from sf_lakehouse.config import Settings
 from sf_lakehouse.monitoring.metrics import NAMESPACE, Datum, batches
 
 METRICS_DIR_NAME = "metrics"
+# Local files older than this are deleted when a new day's file starts (CloudWatch keeps
+# one-hour points for 15 months; a laptop needs less).
+RETENTION_DAYS = 90
 logger = logging.getLogger(__name__)
 
 
@@ -29,12 +32,29 @@ def metrics_file(settings: Settings, day: dt.date) -> Path:
 def write_jsonl(settings: Settings, points: Sequence[Datum]) -> Path | None:
     if not points:
         return None
-    path = metrics_file(settings, points[0].timestamp.date())
+    day = points[0].timestamp.date()
+    path = metrics_file(settings, day)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        prune(settings, day)
     lines = "".join(json.dumps(p.as_json(), sort_keys=True) + "\n" for p in points)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(lines)  # one write: readers never see half of a run's points
     return path
+
+
+def prune(settings: Settings, today: dt.date) -> list[Path]:
+    """Delete the day files older than RETENTION_DAYS; returns them."""
+    removed = []
+    for path in metrics_dir(settings).glob("*.jsonl"):
+        try:
+            old = (today - dt.date.fromisoformat(path.stem)).days > RETENTION_DAYS
+        except ValueError:
+            continue  # not ours
+        if old:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def read_jsonl(settings: Settings, days: int = 31) -> list[dict[str, Any]]:
