@@ -32,7 +32,7 @@ from sf_lakehouse.monitoring.run_facts import (
     objects_of_job,
     publish_run_metrics,
 )
-from sf_lakehouse.monitoring.sinks import Alert, notify
+from sf_lakehouse.monitoring.sinks import Alert, notify, record_alert
 
 SUCCESS_SENSOR_NAME = "run_success_monitor"
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]
@@ -167,9 +167,16 @@ def on_run_failed(
     if previous is None or previous.status != DagsterRunStatus.FAILURE:
         alerts.append(failure_alert(settings, run, steps))
     alerts += check_alerts(settings, instance, run, previous)
-    for alert in alerts:
-        notify(settings, alert, warn)
+    send(settings, alerts, warn)
     return alerts
+
+
+def send(settings: Settings, alerts: list[Alert], warn: Callable[[str], Any]) -> None:
+    """To the sinks; check alerts also to the files (the failure sensor writes run failures)."""
+    for alert in alerts:
+        if alert.kind == "check":
+            record_alert(settings.alerts_dir, "checks", alert.as_json(), alert.headline())
+        notify(settings, alert, warn)
 
 
 def on_run_succeeded(
@@ -193,8 +200,7 @@ def on_run_succeeded(
             )
         )
     alerts += check_alerts(settings, instance, run, previous)
-    for alert in alerts:
-        notify(settings, alert, warn)
+    send(settings, alerts, warn)
     return alerts
 
 

@@ -5,7 +5,6 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -33,6 +32,7 @@ from sf_lakehouse.defs.jobs import PIPELINE_JOB_NAME, runs_in_progress
 from sf_lakehouse.extraction import read_watermark
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.monitoring.metrics import freshness_status
+from sf_lakehouse.monitoring.sinks import record_alert
 from sf_lakehouse.salesforce.client import SalesforceClient
 from sf_lakehouse.salesforce.resource import SalesforceResource
 from sf_lakehouse.salesforce.types import format_soql_datetime, parse_sf_datetime
@@ -40,21 +40,6 @@ from sf_lakehouse.salesforce.types import format_soql_datetime, parse_sf_datetim
 CHANGE_SENSOR_NAME = "salesforce_change_sensor"
 FRESHNESS_SENSOR_NAME = "freshness_alert_sensor"
 FAILURE_SENSOR_NAME = "run_failure_recorder"
-
-
-# --- alerts: what the sensors record for an operator -------------------------------------------
-
-
-def record_alert(directory: Path, kind: str, record: dict[str, Any], headline: str) -> Path:
-    """Append one alert: a JSON line (`<kind>.jsonl`, for tools) and one readable line
-    (`alerts.log`, for people). Returns the JSON Lines file."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{kind}.jsonl"
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=str, sort_keys=True) + "\n")
-    with (directory / "alerts.log").open("a", encoding="utf-8") as handle:
-        handle.write(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}Z {headline}\n")
-    return path
 
 
 # --- the change sensor ---------------------------------------------------------------------------

@@ -8,10 +8,12 @@ extraction quotes the value that did not convert) are replaced before anything i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sf_lakehouse.config import Settings
@@ -69,6 +71,21 @@ class Alert:
             "error": one_line(self.error),
             "link": self.link,
         }
+
+
+# --- files (always) ------------------------------------------------------------------------
+
+
+def record_alert(directory: Path, kind: str, record: dict[str, Any], headline: str) -> Path:
+    """Append one alert: a JSON line (`<kind>.jsonl`, for tools) and one readable line
+    (`alerts.log`, for people). Returns the JSON Lines file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{kind}.jsonl"
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=str, sort_keys=True) + "\n")
+    with (directory / "alerts.log").open("a", encoding="utf-8") as handle:
+        handle.write(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}Z {headline}\n")
+    return path
 
 
 # --- SNS ------------------------------------------------------------------------------------
