@@ -559,3 +559,19 @@ def test_status_of_an_aws_environment_reads_cloudwatch(aws, tmp_path, capsys) ->
     [user] = report["objects"]
     assert user["object"] == "User" and user["last_run_at"] is not None
     assert user["raw"]["status"] == user["dimension"]["status"] == "fresh"
+
+
+@pytest.mark.parametrize("stored", [SLACK_TOKEN, json.dumps({"token": SLACK_TOKEN})])
+def test_the_slack_token_comes_from_secrets_manager(aws, tmp_path, stored: str) -> None:
+    from sf_lakehouse.config import load_config
+    from sf_lakehouse.monitoring.sinks import slack_token
+
+    secret_id = f"slack/{ENV}/bot-token-{len(stored)}"
+    boto3.client("secretsmanager").create_secret(Name=secret_id, SecretString=stored)
+    config = load_config()
+    config["environments"][ENV]["alerts"]["slack"] = {
+        "channel": SLACK_CHANNEL,
+        "token_secret_id": secret_id,
+    }
+    settings = resolve_settings(ENV, home=tmp_path, config=config)
+    assert slack_token(settings) == SLACK_TOKEN
