@@ -82,8 +82,11 @@ def put_cloudwatch(region: str, points: Sequence[Datum], client: Any = None) -> 
     """PutMetricData in batches of at most 1,000 points; returns the number of calls."""
     if client is None:
         import boto3
+        from botocore.config import Config
 
-        client = boto3.client("cloudwatch", region_name=region)
+        # An outage must not hold the run's end for minutes: short timeouts, few retries.
+        config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2})
+        client = boto3.client("cloudwatch", region_name=region, config=config)
     calls = 0
     for batch in batches(points):
         client.put_metric_data(Namespace=NAMESPACE, MetricData=[p.cloudwatch() for p in batch])
