@@ -203,3 +203,21 @@ def test_policies_deploy_did_not_put_there_are_warned_about(aws_endpoint, capsys
     assert deploy_command("deploy", "--environment", ENV) == 0
     err = capsys.readouterr().err
     assert f"warning: iam role {ROLE} has policies deploy did not put there (added-by-hand)" in err
+
+
+def test_the_pipeline_identity_may_drop_curated_tables_only() -> None:
+    """Regression (issue 16, item 3): the README gave the pipeline identity glue:DeleteTable on
+    both databases; raw history cannot be rebuilt, so no statement may drop a raw table."""
+    from sf_lakehouse.aws.iam import pipeline_catalog_statements
+    from sf_lakehouse.config import resolve_settings
+
+    statements = pipeline_catalog_statements(resolve_settings(ENV), ACCOUNT)
+    drops = [s for s in statements if "glue:DeleteTable" in s["Action"]]
+    assert drops
+    for statement in drops:
+        assert not [r for r in statement["Resource"] if "sf_raw_development" in r]
+        assert f"arn:aws:glue:eu-west-1:{ACCOUNT}:table/sf_curated_development/*" in (
+            statement["Resource"]
+        )
+    writes = {a for s in statements for a in s["Action"]}
+    assert {"glue:CreateTable", "glue:UpdateTable", "glue:GetTable"} <= writes

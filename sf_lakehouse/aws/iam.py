@@ -23,6 +23,9 @@ WILDCARD_RESOURCE_ACTIONS = frozenset({"cloudwatch:PutMetricData", "lakeformatio
 
 GLUE_READ_ACTIONS = ("glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions")
 GLUE_WRITE_ACTIONS = ("glue:CreateTable", "glue:UpdateTable")
+# Only on the curated database: dbt-athena's table swap drops `__ha`/`__bkp` tables. Never on
+# raw, whose history cannot be rebuilt from Salesforce.
+GLUE_DROP_ACTIONS = ("glue:DeleteTable",)
 LOGS_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
 # Secrets Manager appends `-` and six random characters to a secret's name in its ARN.
@@ -138,3 +141,34 @@ def glue_role_inline_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def pipeline_catalog_statements(settings: Settings, account_id: str) -> list[dict[str, Any]]:
+    """The pipeline identity's Glue catalog permissions: read and write both databases (the
+    in-process extraction commits raw tables, dbt-athena builds the curated ones), drop tables
+    only in the curated database."""
+    region = settings.require_aws().region
+    glue_prefix = f"arn:aws:glue:{region}:{account_id}"
+    raw, curated = settings.raw_database, settings.curated_database
+    return [
+        {
+            "Sid": "Catalog",
+            "Effect": "Allow",
+            "Action": [*GLUE_READ_ACTIONS, *GLUE_WRITE_ACTIONS],
+            "Resource": [
+                f"{glue_prefix}:catalog",
+                *(f"{glue_prefix}:database/{db}" for db in (raw, curated)),
+                *(f"{glue_prefix}:table/{db}/*" for db in (raw, curated)),
+            ],
+        },
+        {
+            "Sid": "CuratedTableDrops",
+            "Effect": "Allow",
+            "Action": list(GLUE_DROP_ACTIONS),
+            "Resource": [
+                f"{glue_prefix}:catalog",
+                f"{glue_prefix}:database/{curated}",
+                f"{glue_prefix}:table/{curated}/*",
+            ],
+        },
+    ]

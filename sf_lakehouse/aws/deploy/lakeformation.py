@@ -3,8 +3,11 @@
 
 The Glue role gets what the extraction does on the raw database; the pipeline identity (the
 role Dagster runs as, `aws.pipeline_principal_arn`) gets what dbt-athena, the in-process
-extraction and the maintenance job do on both databases. Grants deploy cannot make (no
-principal configured) are listed in the plan with the command that adds them.
+extraction and the maintenance job do on both databases. Neither may drop or delete the raw
+tables (raw history cannot be rebuilt from Salesforce); only the curated tables may be dropped,
+as dbt-athena's table swap needs. `DROP`/`DELETE` (or `ALL`) an earlier deploy granted on the
+raw tables are revoked. Grants deploy cannot make (no principal configured) are listed in the
+plan with the command that adds them.
 """
 
 from __future__ import annotations
@@ -19,15 +22,25 @@ from sf_lakehouse.aws.deploy.plan import Change, Step, aws_errors
 DATABASE_RAW_ROLE = ("DESCRIBE", "CREATE_TABLE")
 TABLES_RAW_ROLE = ("ALTER", "DESCRIBE", "INSERT", "SELECT")
 DATABASE_PIPELINE = ("DESCRIBE", "CREATE_TABLE")
-# dbt-athena builds `<model>__ha`, renames and drops tables; maintenance deletes files.
-TABLES_PIPELINE = ("ALTER", "DELETE", "DESCRIBE", "DROP", "INSERT", "SELECT")
-GRANT_ACTIONS = ("lakeformation:ListPermissions", "lakeformation:GrantPermissions")
+# Raw tables: append and commit (maintenance's snapshot expiry is an ALTER), never drop/delete.
+TABLES_RAW_PIPELINE = ("ALTER", "DESCRIBE", "INSERT", "SELECT")
+# dbt-athena builds `<model>__ha`, renames and drops the curated tables.
+TABLES_CURATED_PIPELINE = ("ALTER", "DELETE", "DESCRIBE", "DROP", "INSERT", "SELECT")
+# Never held on the raw tables (`ALL` includes both).
+FORBIDDEN_ON_RAW = ("ALL", "DELETE", "DROP")
+GRANT_ACTIONS = (
+    "lakeformation:ListPermissions",
+    "lakeformation:GrantPermissions",
+    "lakeformation:RevokePermissions",
+)
 
 
 @dataclass(frozen=True)
 class Grant:
     resource: dict[str, Any]
     permissions: tuple[str, ...]
+    # Permissions the principal must not hold on the resource (revoked when found).
+    forbidden: tuple[str, ...] = ()
 
     @property
     def database(self) -> str:
@@ -53,20 +66,23 @@ def _database(name: str, permissions: tuple[str, ...]) -> Grant:
     return Grant({"Database": {"Name": name}}, permissions)
 
 
-def _tables(database: str, permissions: tuple[str, ...]) -> Grant:
-    return Grant({"Table": {"DatabaseName": database, "TableWildcard": {}}}, permissions)
+def _tables(database: str, permissions: tuple[str, ...], forbidden: tuple[str, ...] = ()) -> Grant:
+    return Grant({"Table": {"DatabaseName": database, "TableWildcard": {}}}, permissions, forbidden)
 
 
 def role_grants(ctx: DeployContext) -> list[Grant]:
     raw = ctx.settings.raw_database
-    return [_database(raw, DATABASE_RAW_ROLE), _tables(raw, TABLES_RAW_ROLE)]
+    return [_database(raw, DATABASE_RAW_ROLE), _tables(raw, TABLES_RAW_ROLE, FORBIDDEN_ON_RAW)]
 
 
 def pipeline_grants(ctx: DeployContext) -> list[Grant]:
-    grants = []
-    for database in (ctx.settings.raw_database, ctx.settings.curated_database):
-        grants += [_database(database, DATABASE_PIPELINE), _tables(database, TABLES_PIPELINE)]
-    return grants
+    raw, curated = ctx.settings.raw_database, ctx.settings.curated_database
+    return [
+        _database(raw, DATABASE_PIPELINE),
+        _tables(raw, TABLES_RAW_PIPELINE, FORBIDDEN_ON_RAW),
+        _database(curated, DATABASE_PIPELINE),
+        _tables(curated, TABLES_CURATED_PIPELINE),
+    ]
 
 
 def plan_lake_formation(ctx: DeployContext) -> list[Step]:
@@ -102,6 +118,7 @@ def _principal_step(
     resource = f"lake formation grants for the {who} {principal}"
     client = ctx.client("lakeformation")
     missing: list[Grant] = []
+    excess: list[Grant] = []
     for grant in grants:
         database = grant.database
         if new or database in ctx.new_databases:
@@ -109,13 +126,25 @@ def _principal_step(
             continue
         with aws_errors(resource, GRANT_ACTIONS):
             held = _held(client, principal, grant.resource)
-        lacking = tuple(p for p in grant.permissions if p not in held and "ALL" not in held)
+        revoke = tuple(p for p in grant.forbidden if p in held)
+        if revoke:
+            excess.append(Grant(grant.resource, revoke))
+        # `ALL` covers the wanted permissions only where it may stay.
+        covered = held | (set(grant.permissions) if "ALL" in held and not revoke else set())
+        lacking = tuple(p for p in grant.permissions if p not in covered)
         if lacking:
             missing.append(Grant(grant.resource, lacking))
-    if not missing:
+    if not missing and not excess:
         return Step(Change(resource, "none", "; ".join(g.label for g in grants)))
 
     def apply() -> None:
+        for grant in excess:
+            with aws_errors(resource, GRANT_ACTIONS):
+                client.revoke_permissions(
+                    Principal={"DataLakePrincipalIdentifier": principal},
+                    Resource=grant.resource,
+                    Permissions=list(grant.permissions),
+                )
         for grant in missing:
             with aws_errors(resource, GRANT_ACTIONS):
                 client.grant_permissions(
@@ -124,12 +153,12 @@ def _principal_step(
                     Permissions=list(grant.permissions),
                 )
 
+    detail = "; ".join(
+        [*(f"revoke {g.label} (raw history cannot be rebuilt)" for g in excess)]
+        + (["grant " + "; ".join(g.label for g in missing)] if missing else [])
+    )
     return Step(
-        Change(
-            resource,
-            "create" if missing == grants else "update",
-            "grant " + "; ".join(g.label for g in missing),
-        ),
+        Change(resource, "create" if missing == grants else "update", detail),
         apply,
         GRANT_ACTIONS,
     )
