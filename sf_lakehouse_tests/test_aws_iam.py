@@ -216,8 +216,9 @@ def test_the_pipeline_identity_may_drop_curated_tables_only() -> None:
     assert drops
     for statement in drops:
         assert not [r for r in statement["Resource"] if "sf_raw_development" in r]
-        assert f"arn:aws:glue:eu-west-1:{ACCOUNT}:table/sf_curated_development/*" in (
-            statement["Resource"]
+        assert (
+            f"arn:aws:glue:eu-west-1:{ACCOUNT}:table/sf_curated_development/*"
+            in (statement["Resource"])
         )
     writes = {a for s in statements for a in s["Action"]}
     assert {"glue:CreateTable", "glue:UpdateTable", "glue:GetTable"} <= writes
