@@ -60,9 +60,9 @@ def test_deploy_twice_second_run_changes_nothing(aws_endpoint, capsys, user_org)
     first = plan_lines(out)
     assert set(first.values()) == {"create"}, out
     # 4 buckets, 2 databases, role, secret, workgroup, 1 raw table (User), script, package,
-    # config, 1 object spec, job = 15
-    assert len(first) == 15, out
-    assert "Applied 15 change(s)" in out
+    # config, 1 object spec, the job's wheelhouse, job = 16
+    assert len(first) == 16, out
+    assert "Applied 16 change(s)" in out
     assert "are created by dbt's first build on Athena" in out
 
     # No terminal and no --yes: fine, there is nothing to apply.
@@ -268,7 +268,12 @@ def test_glue_job_carries_the_object_specs_and_uploads_only_changes(
     arguments = job["DefaultArguments"]
     assert arguments["--SF_LAKEHOUSE_ENV"] == ENV
     assert arguments["--SF_LAKEHOUSE_CONFIG"] == "pipeline-config.yml"
-    assert "simple-salesforce==1.12.10" in arguments["--additional-python-modules"]
+    # Installed offline from the wheelhouse deploy uploaded (test_glue_wheelhouse.py).
+    assert arguments["--python-modules-installer-option"] == "--no-index"
+    modules = arguments["--additional-python-modules"].split(",")
+    assert modules and all(
+        m.startswith(f"s3://{aws.bucket('scripts')}/glue/wheelhouse/") for m in modules
+    )
     assert arguments["--extra-py-files"].endswith("/glue/sf_lakehouse.zip")
     folder = "s3://lumata-lakehouse-development-scripts/glue"
     assert arguments["--extra-files"].split(",") == [

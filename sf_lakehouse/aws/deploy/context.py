@@ -22,12 +22,16 @@ class DeployContext:
     script_path: Path
     package_dir: Path
     config_path: Path
+    # A prepared folder of the Glue job's wheels (`deploy --wheelhouse`); None: the cache.
+    wheelhouse: Path | None = None
     account_id: str = ""
     # The Salesforce login deploy made (to validate the credentials): reused to describe objects.
     salesforce: SalesforceClient | None = None
     salesforce_problem: str | None = None
     role_arn: str = ""
     role_created: bool = False
+    # Where the Glue job's wheels are in the scripts bucket (set by the wheelhouse planner).
+    wheel_locations: list[str] = field(default_factory=list)
     new_buckets: set[str] = field(default_factory=set)
     new_databases: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
