@@ -43,8 +43,14 @@ def secret_arn(settings: Settings, account_id: str) -> str:
     return f"arn:aws:secretsmanager:{region}:{account_id}:secret:{secret_id}{SECRET_SUFFIX}"
 
 
-def glue_trust_policy(account_id: str) -> dict[str, Any]:
-    """Only the Glue service, and only on behalf of this account, may assume the role."""
+def glue_job_arn(settings: Settings, account_id: str) -> str:
+    aws = settings.require_aws()
+    return f"arn:aws:glue:{aws.region}:{account_id}:job/{aws.glue_job_name}"
+
+
+def glue_trust_policy(account_id: str, job_arn: str) -> dict[str, Any]:
+    """Only the Glue service, on behalf of this account and of the extraction job alone, may
+    assume the role (no other job, crawler or session of the account: confused deputy)."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -52,7 +58,10 @@ def glue_trust_policy(account_id: str) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Principal": {"Service": "glue.amazonaws.com"},
                 "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account_id},
+                    "ArnLike": {"aws:SourceArn": job_arn},
+                },
             }
         ],
     }

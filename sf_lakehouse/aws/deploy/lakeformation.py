@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sf_lakehouse.aws.deploy.context import DeployContext
-from sf_lakehouse.aws.deploy.plan import Change, Step, aws_errors
+from sf_lakehouse.aws.deploy.plan import AwsDeployError, Change, Step, aws_errors
 
 DATABASE_RAW_ROLE = ("DESCRIBE", "CREATE_TABLE")
 TABLES_RAW_ROLE = ("ALTER", "DESCRIBE", "INSERT", "SELECT")
@@ -85,7 +85,59 @@ def pipeline_grants(ctx: DeployContext) -> list[Grant]:
     ]
 
 
+# The account's defaults when only IAM governs the catalog (Lake Formation's "use only IAM
+# access control for new databases/tables").
+IAM_ONLY_PRINCIPAL = "IAM_ALLOWED_PRINCIPALS"
+SETTINGS_ACTION = "lakeformation:GetDataLakeSettings"
+
+
+def account_enforces_lake_formation(settings: dict[str, Any]) -> bool:
+    """False when new databases and tables grant ALL to IAM_ALLOWED_PRINCIPALS (IAM alone
+    governs them), True when Lake Formation permissions do."""
+
+    def iam_only(key: str) -> bool:
+        return any(
+            entry.get("Principal", {}).get("DataLakePrincipalIdentifier") == IAM_ONLY_PRINCIPAL
+            and "ALL" in entry.get("Permissions", [])
+            for entry in settings.get(key) or []
+        )
+
+    return not (
+        iam_only("CreateDatabaseDefaultPermissions") and iam_only("CreateTableDefaultPermissions")
+    )
+
+
+def check_account_settings(ctx: DeployContext) -> None:
+    """Warn when the account's Lake Formation settings disagree with `aws.lake_formation`."""
+    flag = f"environments.{ctx.settings.environment}.aws.lake_formation"
+    try:
+        with aws_errors("lake formation settings", (SETTINGS_ACTION,)):
+            settings = ctx.client("lakeformation").get_data_lake_settings()["DataLakeSettings"]
+    except AwsDeployError as error:
+        ctx.warnings.append(
+            f"cannot read the account's Lake Formation settings ({error.code}), so {flag} "
+            f"({str(ctx.options.lake_formation).lower()}) is not checked; the deploying identity "
+            f"needs {SETTINGS_ACTION}"
+        )
+        return
+    enforced = account_enforces_lake_formation(settings)
+    if enforced and not ctx.options.lake_formation:
+        ctx.warnings.append(
+            f"the account enforces Lake Formation permissions for new databases and tables, but "
+            f"{flag} is false: the Glue job and the pipeline get no grants and will be denied; "
+            "set it to true (and aws.pipeline_principal_arn) and deploy again"
+        )
+    elif not enforced and ctx.options.lake_formation:
+        ctx.warnings.append(
+            f"{flag} is true, but the account lets IAM alone govern new databases and tables "
+            f"({IAM_ONLY_PRINCIPAL} has ALL): the grants deploy makes restrict nothing until "
+            "Lake Formation permissions are enforced; set it to false, or change the account's "
+            "Lake Formation settings"
+        )
+
+
 def plan_lake_formation(ctx: DeployContext) -> list[Step]:
+    check_account_settings(ctx)
     if not ctx.options.lake_formation:
         return []
     steps = [_principal_step(ctx, "glue role", ctx.role_arn, role_grants(ctx), ctx.role_created)]
