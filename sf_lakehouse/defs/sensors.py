@@ -26,6 +26,7 @@ from sf_lakehouse.config import FreshnessWindow, ObjectSpec, Settings
 from sf_lakehouse.defs.jobs import PIPELINE_JOB_NAME, runs_in_progress
 from sf_lakehouse.extraction import read_watermark
 from sf_lakehouse.lakehouse.resource import LakehouseResource
+from sf_lakehouse.owner_only import private_dir
 from sf_lakehouse.salesforce.client import SalesforceClient
 from sf_lakehouse.salesforce.resource import SalesforceResource
 from sf_lakehouse.salesforce.types import format_soql_datetime, parse_sf_datetime
@@ -41,7 +42,7 @@ FAILURE_SENSOR_NAME = "run_failure_recorder"
 def record_alert(directory: Path, kind: str, record: dict[str, Any], headline: str) -> Path:
     """Append one alert: a JSON line (`<kind>.jsonl`, for tools) and one readable line
     (`alerts.log`, for people). Returns the JSON Lines file."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     path = directory / f"{kind}.jsonl"
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, default=str, sort_keys=True) + "\n")
