@@ -100,6 +100,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         domain=args.sf_domain,
         password_stdin=args.sf_password_stdin,
         credentials_file=args.credentials_file,
+        wheelhouse_dir=Path(args.wheelhouse) if args.wheelhouse else None,
     )
 
 
@@ -243,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--credentials-file",
         help="JSON {username, password, security_token, domain} or {client_id, client_secret, "
         "domain}, readable only by you (chmod 600)",
+    )
+    deploy.add_argument(
+        "--wheelhouse",
+        help="a folder with a wheel of each pin the Glue job needs (default: downloaded once "
+        "with pip into ~/.cache/sf-lakehouse/wheelhouse)",
     )
     # Refused with the alternatives: a secret on the command line shows in `ps` and the history.
     deploy.add_argument("--sf-password", help=argparse.SUPPRESS)

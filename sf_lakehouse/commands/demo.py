@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sf_lakehouse.commands.run import publish_metrics, report_failure
 from sf_lakehouse.commands.summaries import print_summaries
+from sf_lakehouse.owner_only import private_dir
 
 DEMO_START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 # Emulator clock at each demo run: the org's history unfolds over six days.
@@ -52,7 +53,7 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
 
     if home.exists():
         shutil.rmtree(home)  # the demo always starts from an empty lakehouse
-    home.mkdir(parents=True)
+    private_dir(home)
     settings = resolve_settings("local", home=home)
     history = generate_org(users=args.users, seed=args.seed, start=DEMO_START, days=6)
     kinds = Counter(r.get("attributes", {}).get("type", "User") for r in history)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sf_lakehouse.config import Settings
 from sf_lakehouse.monitoring.metrics import NAMESPACE, Datum, batches
+from sf_lakehouse.owner_only import private_dir
 
 METRICS_DIR_NAME = "metrics"
 # Local files older than this are deleted when a new day's file starts (CloudWatch keeps
@@ -34,7 +35,7 @@ def write_jsonl(settings: Settings, points: Sequence[Datum]) -> Path | None:
         return None
     day = points[0].timestamp.date()
     path = metrics_file(settings, day)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     if not path.exists():
         prune(settings, day)
     lines = "".join(json.dumps(p.as_json(), sort_keys=True) + "\n" for p in points)

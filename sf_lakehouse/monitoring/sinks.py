@@ -18,6 +18,7 @@ from typing import Any
 
 from sf_lakehouse.config import Settings
 from sf_lakehouse.monitoring import names
+from sf_lakehouse.owner_only import private_dir
 
 # 'value' or "value": a record's value quoted by an error message.
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -79,7 +80,7 @@ class Alert:
 def record_alert(directory: Path, kind: str, record: dict[str, Any], headline: str) -> Path:
     """Append one alert: a JSON line (`<kind>.jsonl`, for tools) and one readable line
     (`alerts.log`, for people). Returns the JSON Lines file."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     path = directory / f"{kind}.jsonl"
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, default=str, sort_keys=True) + "\n")
