@@ -46,6 +46,20 @@ def test_a_wildcard_or_a_parent_path_is_refused_in_one_line(path, value) -> None
     assert "is not valid" in message
 
 
+@pytest.mark.parametrize("secret_id", ["slack/*", "slack/../prod/bot-token", "slack?"])
+def test_the_slack_token_secret_is_validated_like_the_salesforce_secret(secret_id) -> None:
+    # Regression (review of issues 15/16): alerts.slack.token_secret_id ends in the pipeline
+    # role's GetSecretValue resource, and `slack/*` granted every secret under slack/.
+    config = copy.deepcopy(load_config())
+    slack = {"channel": "#data-alerts", "token_secret_id": secret_id}
+    config["environments"]["development"]["alerts"]["slack"] = slack
+    with pytest.raises(ConfigError) as error:
+        resolve_settings("development", config=config)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "environments.development.alerts.slack.token_secret_id" in message
+
+
 def test_an_environment_name_with_a_wildcard_is_refused() -> None:
     config = copy.deepcopy(load_config())
     config["environments"]["dev*"] = config["environments"]["development"]

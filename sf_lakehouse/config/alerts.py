@@ -17,6 +17,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from sf_lakehouse.config.errors import StrictModel
+from sf_lakehouse.config.names import SECRET_ID, SECRET_ID_HINT, check_name
 
 # An address SNS accepts for the `email` protocol (a sanity check, not RFC 5322).
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -37,6 +38,12 @@ class SlackSink(StrictModel):
     def _slash(cls, value: str | None) -> str | None:
         # The client joins method names onto it: `https://host/api/` + `chat.postMessage`.
         return value if value is None or value.endswith("/") else value + "/"
+
+    @field_validator("token_secret_id")
+    @classmethod
+    def _secret_id(cls, value: str | None) -> str | None:
+        # The name ends in the pipeline role's GetSecretValue resource: a `*` would widen it.
+        return None if value is None else check_name(value, SECRET_ID, SECRET_ID_HINT)
 
     @field_validator("channel")
     @classmethod

@@ -8,7 +8,6 @@ the process environment at import time: callers ask for `resolve_settings()` whe
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,16 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sf_lakehouse.config.alerts import Alerts, aws_only_problem
 from sf_lakehouse.config.errors import ConfigError, StrictModel, describe_validation_error
+from sf_lakehouse.config.names import (
+    ATHENA_WORKGROUP,
+    AWS_REGION,
+    BUCKET_PREFIX,
+    ENVIRONMENT_NAME,
+    IAM_PRINCIPAL_ARN,
+    SECRET_ID,
+    SECRET_ID_HINT,
+    check_name,
+)
 from sf_lakehouse.config.objects import (
     CURATED_PREFIX,
     OBJECTS_DIR_NAME,
@@ -112,27 +121,6 @@ class SalesforceApi(StrictModel):
         return self
 
 
-# Names that end up in IAM policy resources, ARNs and S3 paths: a `*` or `?` would widen a
-# policy (IAM wildcards), a `..` segment or a slash where none belongs would leave its prefix.
-ENVIRONMENT_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
-SECRET_ID = r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$"
-# S3 bucket rules, leaving room for the longest suffix (`-athena-results`, 63 characters in all).
-BUCKET_PREFIX = r"^[a-z0-9][a-z0-9-]{1,46}[a-z0-9]$"
-AWS_REGION = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"
-ATHENA_WORKGROUP = r"^[A-Za-z0-9._-]{1,128}$"
-IAM_PRINCIPAL_ARN = r"^arn:aws:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$"
-
-
-def check_name(value: str, pattern: str, what: str) -> str:
-    """`value` when it matches `pattern` and has no `.`/`..` path segment; else a ValueError
-    saying what is allowed."""
-    if not re.fullmatch(pattern, value) or {".", ".."} & set(value.split("/")):
-        raise ValueError(
-            f"{what}; no *, ?, spaces or ../ (the name ends in IAM policies and paths)"
-        )
-    return value
-
-
 class SalesforceAuth(StrictModel):
     source: Literal["environment", "secretsmanager"] = "environment"
     secret_id: str | None = None
@@ -142,12 +130,7 @@ class SalesforceAuth(StrictModel):
     def _secret_id(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        return check_name(
-            value,
-            SECRET_ID,
-            "a Secrets Manager name is letters, digits and _+=.@- in /-separated parts, "
-            "e.g. salesforce/prod/credentials",
-        )
+        return check_name(value, SECRET_ID, SECRET_ID_HINT)
 
     @model_validator(mode="after")
     def _secret(self) -> SalesforceAuth:
