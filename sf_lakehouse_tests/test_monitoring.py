@@ -349,3 +349,50 @@ def test_local_metrics_keep_ninety_days(tmp_path) -> None:
         "2026-12-03.jsonl",
         "notes.jsonl",
     ]
+
+
+def test_an_sns_endpoint_that_never_answers_only_warns_within_seconds(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Regression (review of issue 15): the SNS and STS clients had boto3's defaults (60 s
+    # timeouts, several attempts), so a hung endpoint held the failure sensor's tick past its
+    # deadline; the tick was then retried and sent the alert again.
+    import socket
+    import threading
+    import time
+
+    from sf_lakehouse.monitoring import clients
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:  # takes the connections and never answers
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setattr(clients, "READ_TIMEOUT_SECONDS", 1)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    config = load_config()
+    config["environments"]["development"]["alerts"]["sns"] = True
+    settings = resolve_settings("development", home=tmp_path, config=config)
+    warnings: list[str] = []
+    alert = Alert("development", "run", "failed", ("User",), "step s", "boom", "http://ui/r/1")
+    started = time.monotonic()
+    try:
+        assert notify(settings, alert, warnings.append) == []
+    finally:
+        server.close()
+        for connection in accepted:
+            connection.close()
+    assert time.monotonic() - started < 10
+    assert len(accepted) == clients.MAX_ATTEMPTS
+    [warning] = warnings
+    assert warning.startswith("alert not delivered to sns")

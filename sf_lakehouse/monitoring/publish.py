@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sf_lakehouse.config import Settings
+from sf_lakehouse.monitoring.clients import monitoring_client
 from sf_lakehouse.monitoring.metrics import NAMESPACE, Datum, batches
 from sf_lakehouse.owner_only import private_dir
 
@@ -81,13 +82,7 @@ def read_jsonl(settings: Settings, days: int = 31) -> list[dict[str, Any]]:
 
 def put_cloudwatch(region: str, points: Sequence[Datum], client: Any = None) -> int:
     """PutMetricData in batches of at most 1,000 points; returns the number of calls."""
-    if client is None:
-        import boto3
-        from botocore.config import Config
-
-        # An outage must not hold the run's end for minutes: short timeouts, few retries.
-        config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2})
-        client = boto3.client("cloudwatch", region_name=region, config=config)
+    client = client or monitoring_client("cloudwatch", region)
     calls = 0
     for batch in batches(points):
         client.put_metric_data(Namespace=NAMESPACE, MetricData=[p.cloudwatch() for p in batch])

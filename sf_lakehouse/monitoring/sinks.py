@@ -18,6 +18,7 @@ from typing import Any
 
 from sf_lakehouse.config import Settings
 from sf_lakehouse.monitoring import names
+from sf_lakehouse.monitoring.clients import monitoring_client
 from sf_lakehouse.owner_only import private_dir
 
 # 'value' or "value": a record's value quoted by an error message.
@@ -94,11 +95,9 @@ def record_alert(directory: Path, kind: str, record: dict[str, Any], headline: s
 
 def send_sns(settings: Settings, alert: Alert, client: Any = None) -> str:
     """Publish to `sf-lakehouse-<env>-alerts`; returns the message id."""
-    import boto3
-
     aws = settings.require_aws()
-    client = client or boto3.client("sns", region_name=aws.region)
-    account = boto3.client("sts", region_name=aws.region).get_caller_identity()["Account"]
+    client = client or monitoring_client("sns", aws.region)
+    account = monitoring_client("sts", aws.region).get_caller_identity()["Account"]
     response = client.publish(
         TopicArn=names.topic_arn(settings.environment, aws.region, str(account)),
         Subject=alert.headline()[:100],  # SNS caps e-mail subjects at 100 characters
@@ -129,13 +128,10 @@ def slack_token(settings: Settings) -> str:
                 f"environment variable {sink.token_env} (the Slack bot token) is unset"
             )
         return value
-    import boto3
-
     secret_id = str(sink.token_secret_id)
     region = settings.require_aws().region
-    text = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_id)[
-        "SecretString"
-    ]
+    secrets = monitoring_client("secretsmanager", region)
+    text = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError:
