@@ -2,16 +2,23 @@
 
 - `shorten()`: a value from the org (a rejected value, a record's field) as a repr cut to a few
   dozen characters: a rejected value can be a whole description, an email list or a token.
+- `one_line()`: an error as one short line with its quoted values replaced (the extraction
+  quotes the value that did not convert): for alerts and the failure reason `status` shows.
 - `Secret`: text whose repr is `'***'`, so a secret kept in a dataclass stays hidden in its
   repr and in the repr of `dataclasses.asdict()`; `str()` and the text itself stay the value.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 SHOWN_CHARACTERS = 40
 MASK = "'***'"
+# 'value' or "value": a record's value quoted by an error message.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+REDACTED = "'…'"
+ERROR_MAX = 300
 
 
 def shorten(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
@@ -22,6 +29,12 @@ def shorten(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
     if len(text) > limit + 2:
         return f"{text[:limit]}... ({len(text)} characters)"
     return text
+
+
+def one_line(text: str | None) -> str:
+    """The error as one line without quoted values, at most ERROR_MAX characters."""
+    flat = " ".join(_QUOTED.sub(REDACTED, text or "").split())
+    return flat if len(flat) <= ERROR_MAX else flat[: ERROR_MAX - 1] + "…"
 
 
 class Secret(str):

@@ -396,3 +396,33 @@ def test_an_sns_endpoint_that_never_answers_only_warns_within_seconds(
     assert len(accepted) == clients.MAX_ATTEMPTS
     [warning] = warnings
     assert warning.startswith("alert not delivered to sns")
+
+
+def test_the_failure_reason_status_shows_carries_no_record_value(tmp_path: Path) -> None:
+    # Regression (review of issue 15): the reason kept in metrics/*.jsonl and printed by
+    # `status` was the step's raw error, with the value the extraction quoted.
+    from dagster import AssetKey, DagsterInstance, Definitions, asset, define_asset_job
+
+    from sf_lakehouse.defs.jobs import PIPELINE_JOB_NAME
+    from sf_lakehouse.monitoring.run_facts import run_facts
+
+    settings = resolve_settings("local", home=tmp_path)
+    spec = next(s for s in settings.objects if s.api_name == "User")
+
+    @asset(key=AssetKey(list(spec.raw_asset_key)))
+    def raw_user() -> None:
+        raise ValueError("Birthdate__c = 'Jane Doe 1970-01-01' does not convert (not a date)")
+
+    defs = Definitions(assets=[raw_user], jobs=[define_asset_job(PIPELINE_JOB_NAME)])
+    instance = DagsterInstance.ephemeral()
+    result = defs.resolve_job_def(PIPELINE_JOB_NAME).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    found = run_facts(settings, instance, result.run_id)
+    assert found is not None and found.reason is not None
+    assert "Birthdate__c" in found.reason and "does not convert" in found.reason
+    assert "Jane Doe" not in found.reason and "1970" not in found.reason
+    assert "Jane Doe" not in found.reasons["User"]
+    details = [p.detail for p in m.run_data(found, "local") if p.detail]
+    assert details and not any("Jane Doe" in d for d in details)

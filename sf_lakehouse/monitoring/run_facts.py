@@ -11,6 +11,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 
 from sf_lakehouse.config import Settings
 from sf_lakehouse.monitoring.metrics import RunFacts
+from sf_lakehouse.redact import one_line
 
 EVENT_TYPES = {
     DagsterEventType.ASSET_MATERIALIZATION,
@@ -92,14 +93,15 @@ def run_facts(settings: Settings, instance: DagsterInstance, run_id: str) -> Run
                     facts.checks_failed[found[0]] += 1
         elif event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error if event.step_failure_data else None
-            failure = f"step {event.step_key} failed: {short_error(error)}"
+            # No record's value in the reason `status` prints and the metrics files keep.
+            failure = one_line(f"step {event.step_key} failed: {short_error(error)}")
             first_failure = first_failure or failure
             for key, (name, _) in keys.items():
                 if event.step_key == "__".join(key.path):
                     step_objects.setdefault(event.step_key, []).append(name)
                     facts.reasons.setdefault(name, failure)
         elif event.event_type == DagsterEventType.RUN_FAILURE:
-            run_failure = " ".join((entry.message or "").split())[:400] or None
+            run_failure = one_line(entry.message) or None
     facts.objects = objects
     for step in instance.get_run_step_stats(run_id):
         if step.start_time is not None and step.end_time is not None:

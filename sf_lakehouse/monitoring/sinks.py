@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,18 +19,9 @@ from sf_lakehouse.config import Settings
 from sf_lakehouse.monitoring import names
 from sf_lakehouse.monitoring.clients import monitoring_client
 from sf_lakehouse.owner_only import private_dir
+from sf_lakehouse.redact import one_line
 
-# 'value' or "value": a record's value quoted by an error message.
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-REDACTED = "'…'"
-ERROR_MAX = 300
 SLACK_TOKEN_KEYS = ("token", "bot_token", "slack_bot_token")
-
-
-def one_line(text: str | None) -> str:
-    """The error as one line without quoted values, at most ERROR_MAX characters."""
-    flat = " ".join(_QUOTED.sub(REDACTED, text or "").split())
-    return flat if len(flat) <= ERROR_MAX else flat[: ERROR_MAX - 1] + "…"
 
 
 @dataclass(frozen=True)
