@@ -351,15 +351,12 @@ def test_local_metrics_keep_ninety_days(tmp_path) -> None:
     ]
 
 
-def test_an_sns_endpoint_that_never_answers_only_warns_within_seconds(
-    tmp_path: Path, monkeypatch
-) -> None:
-    # Regression (review of issue 15): the SNS and STS clients had boto3's defaults (60 s
-    # timeouts, several attempts), so a hung endpoint held the failure sensor's tick past its
-    # deadline; the tick was then retried and sent the alert again.
+@pytest.fixture
+def silent_server(monkeypatch) -> Any:
+    """A TCP server that takes connections and never answers (a hung endpoint); the sinks'
+    read timeout made 1 s so the tests stay fast."""
     import socket
     import threading
-    import time
 
     from sf_lakehouse.monitoring import clients
 
@@ -368,7 +365,7 @@ def test_an_sns_endpoint_that_never_answers_only_warns_within_seconds(
     server.listen(8)
     accepted: list[socket.socket] = []
 
-    def accept() -> None:  # takes the connections and never answers
+    def accept() -> None:
         while True:
             try:
                 accepted.append(server.accept()[0])
@@ -377,7 +374,24 @@ def test_an_sns_endpoint_that_never_answers_only_warns_within_seconds(
 
     threading.Thread(target=accept, daemon=True).start()
     monkeypatch.setattr(clients, "READ_TIMEOUT_SECONDS", 1)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+    yield server.getsockname()[1], accepted
+    server.close()
+    for connection in accepted:
+        connection.close()
+
+
+def test_an_sns_endpoint_that_never_answers_only_warns_within_seconds(
+    tmp_path: Path, monkeypatch, silent_server
+) -> None:
+    # Regression (review of issue 15): the SNS and STS clients had boto3's defaults (60 s
+    # timeouts, several attempts), so a hung endpoint held the failure sensor's tick past its
+    # deadline; the tick was then retried and sent the alert again.
+    import time
+
+    from sf_lakehouse.monitoring import clients
+
+    port, accepted = silent_server
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     config = load_config()
@@ -386,16 +400,36 @@ def test_an_sns_endpoint_that_never_answers_only_warns_within_seconds(
     warnings: list[str] = []
     alert = Alert("development", "run", "failed", ("User",), "step s", "boom", "http://ui/r/1")
     started = time.monotonic()
-    try:
-        assert notify(settings, alert, warnings.append) == []
-    finally:
-        server.close()
-        for connection in accepted:
-            connection.close()
+    assert notify(settings, alert, warnings.append) == []
     assert time.monotonic() - started < 10
     assert len(accepted) == clients.MAX_ATTEMPTS
     [warning] = warnings
     assert warning.startswith("alert not delivered to sns")
+
+
+def test_a_slack_that_never_answers_only_warns_within_seconds(
+    tmp_path: Path, monkeypatch, silent_server
+) -> None:
+    # Regression (review of issue 15): the Slack client waited 30 s per attempt.
+    import time
+
+    port, accepted = silent_server
+    monkeypatch.setenv("SLACK_TEST_TOKEN", "xoxb-not-a-real-token")
+    slack = {
+        "channel": "#a",
+        "token_env": "SLACK_TEST_TOKEN",
+        "api_url": f"https://127.0.0.1:{port}/api/",
+    }
+    settings = settings_with("local", {"slack": slack}, tmp_path)
+    warnings: list[str] = []
+    alert = Alert("local", "run", "failed", ("User",), "step s", "boom", "http://ui/r/1")
+    started = time.monotonic()
+    assert notify(settings, alert, warnings.append) == []
+    assert time.monotonic() - started < 10
+    assert accepted
+    [warning] = warnings
+    assert warning.startswith("alert not delivered to slack")
+    assert "xoxb-not-a-real-token" not in warning
 
 
 def test_the_failure_reason_status_shows_carries_no_record_value(tmp_path: Path) -> None:

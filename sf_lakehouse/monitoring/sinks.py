@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sf_lakehouse.config import Settings
-from sf_lakehouse.monitoring import names
+from sf_lakehouse.monitoring import clients, names
 from sf_lakehouse.monitoring.clients import monitoring_client
 from sf_lakehouse.owner_only import private_dir
 from sf_lakehouse.redact import one_line
@@ -140,6 +140,8 @@ def slack_client(settings: Settings) -> Any:
 
     sink = settings.config.alerts.slack
     client = SlackResource(token=slack_token(settings)).get_client()
+    # As the AWS sinks: a hung Slack must not hold a sensor's tick (the client waits 30 s).
+    client.timeout = clients.READ_TIMEOUT_SECONDS
     if sink is not None and sink.api_url:
         client.base_url = sink.api_url
     return client
