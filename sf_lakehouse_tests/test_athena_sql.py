@@ -6,8 +6,6 @@ object's models are there, reading the right tables, with the Iceberg config dbt
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from sqlglot import exp
 
 from sf_lakehouse.config import resolve_settings
 from sf_lakehouse.dbt_models import dimension_model_config
-from sf_lakehouse.defs.dbt import dbt_command
+from sf_lakehouse_tests.athena_on_duckdb import compile_for_athena
 
 AWS_TARGETS = ["development", "staging", "prod"]
 # Functions Trino knows that sqlglot's Trino dialect does not model; extend with care.
@@ -50,37 +48,6 @@ def test_the_checker_catches_what_athena_rejects() -> None:
     assert athena_problems("select md5(x) from t")
     assert athena_problems("select made_up_function(x) from t")
     assert athena_problems("select from where")
-
-
-def compile_for_athena(
-    environment: str, tmp_path: Path, **extra_vars: object
-) -> tuple[Path, subprocess.CompletedProcess]:
-    settings = resolve_settings(environment, home=tmp_path)
-    target_path = tmp_path / "target"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    # dbt-athena builds a boto3 session at connection time; no call is made offline.
-    env |= {
-        "AWS_ACCESS_KEY_ID": "offline",
-        "AWS_SECRET_ACCESS_KEY": "offline",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    result = subprocess.run(
-        dbt_command(
-            "compile",
-            "--no-populate-cache",
-            "--target-path",
-            str(target_path),
-            "--vars",
-            json.dumps({**settings.dbt_vars(), **extra_vars}),
-            target=environment,
-        ),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    return target_path, result
 
 
 @pytest.mark.parametrize("environment", AWS_TARGETS)
