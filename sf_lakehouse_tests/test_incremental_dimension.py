@@ -32,7 +32,7 @@ from sf_lakehouse_tests.test_scd2_dbt import (
 )
 
 BY_NAME = {spec.api_name: spec for spec in SPECS}
-DEFAULT_EXAMPLES, NIGHTLY_EXAMPLES = 3, 200
+DEFAULT_EXAMPLES, NIGHTLY_EXAMPLES = 2, 200
 
 
 def build(settings: Settings, spec: ObjectSpec, *args: str) -> None:

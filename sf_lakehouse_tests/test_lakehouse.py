@@ -79,7 +79,7 @@ def test_a_failed_append_leaves_the_table_as_it_was(settings: Settings) -> None:
         division=pa.array([{"nested": 1}]),  # a struct where the column is a string
         new_column=pa.array(["x"]),
     )
-    with pytest.raises(ColumnTypeChangedError, match="column division of sf_raw_local.sf_user"):
+    with pytest.raises(ColumnTypeChangedError, match=r"column division of sf_raw_local\.sf_user"):
         append_rows(catalog.load_table("sf_raw_local.sf_user"), bad)
     after = catalog.load_table("sf_raw_local.sf_user")
     assert after.current_snapshot().snapshot_id == snapshot
