@@ -13,6 +13,7 @@ import pytest
 
 from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.defs.dbt import dbt_command
+from sf_lakehouse_tests import network_guard
 from sf_lakehouse_tests.moto_server import aws_endpoint  # noqa: F401 - a fixture
 
 SF_VARS = (
@@ -32,6 +33,33 @@ SF_VARS = (
     "SF_LAKEHOUSE_HOME",
     "DAGSTER_HOME",
 )
+
+
+@pytest.fixture(scope="session")
+def network_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The network guard (sf_lakehouse_tests/network_guard), in this process and, through
+    PYTHONPATH's sitecustomize, in every Python subprocess started with this environment."""
+    log = tmp_path_factory.getbasetemp() / "network-guard.log"
+    log.touch()
+    guard_dir = str(Path(network_guard.__file__).parent)
+    os.environ[network_guard.LOG_VARIABLE] = str(log)
+    paths = [guard_dir, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    network_guard.install(log)
+    return log
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_beyond_loopback(network_log: Path) -> Iterator[None]:
+    """Fails the test that tried to connect beyond 127.0.0.1 / ::1 (even if the code under test
+    caught the refusal): a test never needs the internet."""
+    before = network_log.stat().st_size
+    yield
+    with network_log.open(encoding="utf-8") as handle:
+        handle.seek(before)
+        attempts = handle.read().strip()
+    if attempts:
+        pytest.fail(f"connections beyond loopback (the network guard refused them):\n{attempts}")
 
 
 @pytest.fixture(autouse=True)
