@@ -35,6 +35,40 @@ SF_VARS = (
 )
 
 
+# Test modules that run the pipeline end to end (Dagster runs, dbt builds, `sf-lakehouse`
+# processes, dagster dev, the browser, AWS jobs on moto): `make test-fast` leaves them out
+# (DEVELOPERS.md, "Which tests to run"). A test elsewhere can mark itself `@pytest.mark.slow`.
+SLOW_MODULES = frozenset(
+    {
+        "test_athena_execution",
+        "test_athena_sql",
+        "test_bad_input",
+        "test_chaos",
+        "test_check_scope",
+        "test_cli",
+        "test_concurrency",
+        "test_crash_recovery",
+        "test_dagster_dev",
+        "test_dbt_selection",
+        "test_extraction_raw_asset",
+        "test_glue_job",
+        "test_incremental_dimension",
+        "test_maintenance",
+        "test_pipeline_e2e",
+        "test_scd2_dbt",
+        "test_sensors",
+        "test_ui_browser",
+        "test_verify",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def network_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The network guard (sf_lakehouse_tests/network_guard), in this process and, through

@@ -32,8 +32,6 @@ SEED = 20260301
 # Every kill point but `anytime` (a delay, which may end before a run exists): progress points.
 PROGRESS_POINTS = [point for point in KILL_POINTS if point != "anytime"]
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.mark.parametrize("point", PROGRESS_POINTS)
 def test_a_run_killed_at_a_progress_point_ends_with_the_tables_of_a_fault_free_replay(

@@ -96,7 +96,6 @@ def local_machine(tmp_path_factory: pytest.TempPathFactory) -> type[Rule8Machine
     return LocalRule8
 
 
-@pytest.mark.slow
 def test_incremental_dimension_equals_a_rebuild_after_every_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
