@@ -36,12 +36,14 @@ SF_VARS = (
 
 
 # Test modules that run the pipeline end to end (Dagster runs, dbt builds, `sf-lakehouse`
-# processes, dagster dev, the browser, AWS jobs on moto): `make test-fast` leaves them out
-# (DEVELOPERS.md, "Which tests to run"). A test elsewhere can mark itself `@pytest.mark.slow`.
+# processes, dagster dev, the browser, deploy and the Glue job on moto, 100k-version orgs):
+# `make test-fast` leaves them out (DEVELOPERS.md, "Which tests to run"). A test elsewhere can
+# mark itself `@pytest.mark.slow`.
 SLOW_MODULES = frozenset(
     {
         "test_athena_execution",
         "test_athena_sql",
+        "test_aws_glue_entrypoint",
         "test_bad_input",
         "test_chaos",
         "test_check_scope",
@@ -50,7 +52,11 @@ SLOW_MODULES = frozenset(
         "test_crash_recovery",
         "test_dagster_dev",
         "test_dbt_selection",
+        "test_deploy",
+        "test_deploy_credentials",
+        "test_emulator_scale",
         "test_extraction_raw_asset",
+        "test_glue_catalog",
         "test_glue_job",
         "test_incremental_dimension",
         "test_maintenance",
