@@ -379,8 +379,7 @@ def test_every_dbt_data_test_of_the_dimensions_ran_and_passed(random_lakehouse) 
     for spec in SPECS:
         for test in ("scd_id_unique", "one_current_row", "contiguous_intervals"):
             assert any(
-                " PASS " in line and f" {spec.name}_{test} " in line
-                for line in output.splitlines()
+                " PASS " in line and f" {spec.name}_{test} " in line for line in output.splitlines()
             ), f"{test} of {spec.dimension_model} did not pass"
 
 
