@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: demo test lint dev install browser clean
+.PHONY: demo test test-fast nightly lint dev install browser clean
 
 install: $(STAMP) $(MANIFEST)
 
@@ -27,9 +27,21 @@ demo: install
 browser:
 	@bash .ci/install-browser || echo "warning: no Chromium; the browser test will fail (run .ci/install-browser as root)"
 
+# Tiers (DEVELOPERS.md, "Which tests to run"): `make test` runs every test but the nightly
+# profiles (under 10 minutes on 2 cores); `make test-fast` the unit and contract tests (not
+# marked slow: under 2 minutes); `make nightly` the long property profiles and the throughput
+# floor of benchmarks/bulk_convert_rate.py.
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow and not nightly"
+
+nightly: install
+	$(BIN)/python -m pytest -m nightly
+	$(BIN)/python -m benchmarks.bulk_convert_rate
 
 lint: install
 	$(BIN)/ruff check .

@@ -199,9 +199,14 @@ def _column(
     return column
 
 
-def _test(name: str, description: str, **arguments: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"arguments": arguments} if arguments else {}
-    return {name: {**body, "description": description}}
+def _test(test: str, name: str, description: str, **arguments: Any) -> dict[str, Any]:
+    """A data test with a short name (dbt's `name:`, unique in the project: the object's name
+    first) and its description; both reach the Dagster UI as the asset check's name and
+    description (defs/dbt.py)."""
+    body: dict[str, Any] = {"name": name}
+    if arguments:
+        body["arguments"] = arguments
+    return {test: {**body, "description": description}}
 
 
 def _field_descriptions(spec: ObjectSpec) -> dict[str, str]:
@@ -226,7 +231,13 @@ def _staging_yml(spec: ObjectSpec) -> str:
             spec.key_column,
             key_description,
             _STRING,
-            [_test("not_null", "Every observation names its record (the raw Id).")],
+            [
+                _test(
+                    "not_null",
+                    f"{spec.name}_staging_key_not_null",
+                    "Every observation names its record (the raw Id).",
+                )
+            ],
         )
     ]
     for field in (*spec.carry, *spec.track):
@@ -249,6 +260,7 @@ def _staging_yml(spec: ObjectSpec) -> str:
             [
                 _test(
                     "not_null",
+                    f"{spec.name}_staging_modstamp_not_null",
                     "Rule 1: every observation has a SystemModstamp, or it cannot be ordered.",
                 )
             ],
@@ -306,15 +318,19 @@ def _dimension_yml(spec: ObjectSpec) -> str:
             f"Deterministic id of the version: hash of {key} and effective_from (rule 5).",
             _STRING,
             [
-                _test("unique", "Rule 5: no two versions share an id."),
-                _test("not_null", "Rule 5: every version has an id."),
+                _test(
+                    "unique", f"{spec.name}_scd_id_unique", "Rule 5: no two versions share an id."
+                ),
+                _test(
+                    "not_null", f"{spec.name}_scd_id_not_null", "Rule 5: every version has an id."
+                ),
             ],
         ),
         _column(
             key,
             f"Salesforce {spec.api_name} id (18 characters).",
             _STRING,
-            [_test("not_null", "Every version belongs to a record.")],
+            [_test("not_null", f"{spec.name}_key_not_null", "Every version belongs to a record.")],
         ),
         *(_column(column, described[column]) for column in spec.carried_columns),
         *(_column(column, described[column]) for column in spec.tracked_columns),
@@ -358,11 +374,13 @@ def _dimension_yml(spec: ObjectSpec) -> str:
                 "data_tests": [
                     _test(
                         "exactly_one_current_row",
+                        f"{spec.name}_one_current_row",
                         "Rule 3: every record has exactly one current version (effective_to NULL).",
                         key=key,
                     ),
                     _test(
                         "contiguous_intervals",
+                        f"{spec.name}_contiguous_intervals",
                         "Rule 3: a record's versions follow each other without gap or overlap; "
                         "each ends where the next starts and only the last is open.",
                         key=key,
@@ -371,6 +389,7 @@ def _dimension_yml(spec: ObjectSpec) -> str:
                     ),
                     _test(
                         "expression_is_true",
+                        f"{spec.name}_positive_intervals",
                         "Rule 3: every closed version lasts a positive time.",
                         expression="effective_to > effective_from",
                         where_clause="effective_to is not null",

@@ -16,6 +16,9 @@ from sf_lakehouse.config import ObjectSpec
 from sf_lakehouse.config.objects import DELETED_FIELD, raw_column
 
 VERSION_KEY = "effective_from"
+# Rule 1's order of the reads of one version, latest first: the extraction time, and the run id
+# for reads tied on it (docs/design.md); the dbt macro and the tests' reference use the same.
+READ_ORDER = ("_extracted_at", "_run_id")
 
 
 def _value_columns(spec: ObjectSpec) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -30,7 +33,7 @@ def _value_columns(spec: ObjectSpec) -> tuple[list[tuple[str, str]], list[tuple[
 def raw_columns_read(spec: ObjectSpec, available: Sequence[str]) -> tuple[str, ...]:
     """The raw columns the rule reads, of those the table has."""
     carried, compared = _value_columns(spec)
-    wanted = ["id", "systemmodstamp", "_extracted_at", *(raw for _, raw in carried + compared)]
+    wanted = ["id", "systemmodstamp", *READ_ORDER, *(raw for _, raw in carried + compared)]
     return tuple(dict.fromkeys(c for c in wanted if c in available))
 
 
@@ -70,14 +73,14 @@ def _then(values: pa.Array, last: object) -> pa.Array:
 def expected_dimension(raw: pa.Table, spec: ObjectSpec) -> pa.Table:
     """The dimension's rows without scd_id, sorted by (key, effective_from)."""
     carried, compared = _value_columns(spec)
-    # Rule 1: one observation per (id, systemmodstamp), the latest _extracted_at; the sort is
-    # stable, so a tie keeps the first read in table order.
+    # Rule 1: one observation per (id, systemmodstamp), its latest read (READ_ORDER: a tie of
+    # extraction times goes to the greater run id, never to the table's order).
     order = pc.sort_indices(
         raw,
         sort_keys=[
             ("id", "ascending"),
             ("systemmodstamp", "ascending"),
-            ("_extracted_at", "descending"),
+            *((column, "descending") for column in READ_ORDER if column in raw.column_names),
         ],
     )
     rows = raw.take(order)

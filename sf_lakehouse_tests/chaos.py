@@ -81,6 +81,7 @@ class ChaosReport:
     failed: int = 0  # ended with an error (an injected fault the client gave up on)
     kills: Counter = field(default_factory=Counter)  # kill point -> kills
     missed_kills: int = 0  # the run finished before its kill point came
+    kills_before_a_run: int = 0  # killed while no Dagster run of the attempt existed yet
     faults_injected: Counter = field(default_factory=Counter)
     client: Counter = field(default_factory=Counter)  # the client's retries, re-logins, ...
     rows: dict[str, int] = field(default_factory=dict)
@@ -94,7 +95,7 @@ class ChaosReport:
             f"clock steps: {self.clocks}",
             f"runs: {self.runs} ({self.succeeded} succeeded, {self.failed} failed, "
             f"{sum(self.kills.values())} killed, {self.missed_kills} finished before their kill)",
-            f"kills: {kills or 'none'}",
+            f"kills: {kills or 'none'} ({self.kills_before_a_run} before a Dagster run existed)",
             f"faults injected: {faults or 'none'}",
             "client: "
             + (", ".join(f"{k} {v}" for k, v in sorted(self.client.items()) if v) or "no retries"),
@@ -181,6 +182,7 @@ class ChaosReplay:
         delay = self.rng.uniform(1.0, 25.0) if point == "anytime" else 0.0
         check = self.rng.choice(["raw", "dimension"]) if point == "checks" else ""
         since = time.time()
+        runs_before = self._dagster_runs()
         run = RunProcess(
             cli_env(self.home, self.emulator, **self.env, **extra),
             "run",
@@ -196,6 +198,8 @@ class ChaosReplay:
         if reached:
             run.kill_group()
             self.report.kills[point] += 1
+            if self._dagster_runs() <= runs_before:  # the kill landed before any run existed
+                self.report.kills_before_a_run += 1
             self.log(f"{clock:%Y-%m-%d %H:%M} {name}: killed at {point} {target or ''}".rstrip())
             return "killed"
         code = run.wait(timeout=600)
@@ -240,6 +244,15 @@ class ChaosReplay:
         if state == "reached" and point == "dbt":
             time.sleep(self.rng.uniform(0.0, 3.0))  # somewhere inside dbt's build
         return state == "reached" and run.process.poll() is None
+
+    def _dagster_runs(self) -> int:
+        """Runs in this lakehouse's Dagster instance (a killed run's record stays)."""
+        import dagster as dg
+
+        if not (self.home / "dagster").exists():
+            return 0
+        with dg.DagsterInstance.from_config(str(self.home / "dagster")) as instance:
+            return instance.get_runs_count()
 
     def _assert_no_duplicate_versions(self) -> None:
         for spec in self.settings.objects:

@@ -13,6 +13,7 @@ import pytest
 
 from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.defs.dbt import dbt_command
+from sf_lakehouse_tests import network_guard
 from sf_lakehouse_tests.moto_server import aws_endpoint  # noqa: F401 - a fixture
 
 SF_VARS = (
@@ -32,6 +33,75 @@ SF_VARS = (
     "SF_LAKEHOUSE_HOME",
     "DAGSTER_HOME",
 )
+
+
+# Test modules that run the pipeline end to end (Dagster runs, dbt builds, `sf-lakehouse`
+# processes, dagster dev, the browser, deploy and the Glue job on moto, 100k-version orgs):
+# `make test-fast` leaves them out (DEVELOPERS.md, "Which tests to run"). A test elsewhere can
+# mark itself `@pytest.mark.slow`.
+SLOW_MODULES = frozenset(
+    {
+        "test_athena_execution",
+        "test_athena_sql",
+        "test_aws_glue_entrypoint",
+        "test_bad_input",
+        "test_chaos",
+        "test_check_scope",
+        "test_cli",
+        "test_concurrency",
+        "test_crash_recovery",
+        "test_dagster_dev",
+        "test_dbt_selection",
+        "test_deploy",
+        "test_deploy_credentials",
+        "test_emulator_scale",
+        "test_extraction_raw_asset",
+        "test_glue_catalog",
+        "test_glue_job",
+        "test_glue_wheelhouse",
+        "test_incremental_dimension",
+        "test_maintenance",
+        "test_monitoring_aws",
+        "test_pipeline_e2e",
+        "test_scd2_dbt",
+        "test_sensors",
+        "test_ui_browser",
+        "test_verify",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def network_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The network guard (sf_lakehouse_tests/network_guard), in this process and, through
+    PYTHONPATH's sitecustomize, in every Python subprocess started with this environment."""
+    log = tmp_path_factory.getbasetemp() / "network-guard.log"
+    log.touch()
+    guard_dir = str(Path(network_guard.__file__).parent)
+    os.environ[network_guard.LOG_VARIABLE] = str(log)
+    paths = [guard_dir, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    network_guard.install(log)
+    return log
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_beyond_loopback(network_log: Path) -> Iterator[None]:
+    """Fails the test that tried to connect beyond 127.0.0.1 / ::1 (even if the code under test
+    caught the refusal): a test never needs the internet."""
+    before = network_log.stat().st_size
+    yield
+    with network_log.open(encoding="utf-8") as handle:
+        handle.seek(before)
+        attempts = handle.read().strip()
+    if attempts:
+        pytest.fail(f"connections beyond loopback (the network guard refused them):\n{attempts}")
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ Written from the rules, not from the SQL of `dbt_project/macros/scd2.sql` nor fr
 are compared with a second, independent reading of the rules:
 
 1. Observations are a record's raw rows, de-duplicated on (id, systemmodstamp) keeping the latest
-   `_extracted_at`, ordered by systemmodstamp.
+   `_extracted_at` (a tie: the greatest `_run_id`), ordered by systemmodstamp.
 2. The first observation starts a version; so does every later one whose tracked values differ
    from the previous observation's (NULL equals NULL, differs from any value).
 3. effective_from is the starting observation's systemmodstamp; effective_to the next version's
@@ -33,8 +33,8 @@ def observations(raw_rows: Iterable[Row]) -> dict[str, list[Row]]:
     for row in raw_rows:
         version = (row["id"], row["systemmodstamp"])
         kept = latest.get(version)
-        # The latest extraction wins; the run id breaks a tie of extraction times (the rules
-        # leave ties open; the generated histories only tie on identical reads).
+        # The latest extraction wins; the greatest run id breaks a tie of extraction times
+        # (rule 1's tie-break in docs/design.md).
         if kept is None or (row["_extracted_at"], row["_run_id"]) > (
             kept["_extracted_at"],
             kept["_run_id"],

@@ -1,13 +1,12 @@
 """The SQL dbt sends to Athena is valid without an Athena to run it: `dbt compile` for every AWS
 target offline, then every compiled model, test and analysis (the as_of example) parsed with
 sqlglot's Trino dialect (Athena engine v3 is Trino) and checked for what Athena rejects; and every
-object's models are there, reading the right tables, with the Iceberg config dbt-athena needs."""
+object's models are there, reading the right tables, with the Iceberg config dbt-athena needs.
+`test_athena_execution.py` runs that SQL (the incremental merge of rule 8 included) on DuckDB."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from sqlglot import exp
 
 from sf_lakehouse.config import resolve_settings
 from sf_lakehouse.dbt_models import dimension_model_config
-from sf_lakehouse.defs.dbt import dbt_command
+from sf_lakehouse_tests.athena_on_duckdb import compile_for_athena
 
 AWS_TARGETS = ["development", "staging", "prod"]
 # Functions Trino knows that sqlglot's Trino dialect does not model; extend with care.
@@ -52,37 +51,6 @@ def test_the_checker_catches_what_athena_rejects() -> None:
     assert athena_problems("select from where")
 
 
-def compile_for_athena(
-    environment: str, tmp_path: Path, **extra_vars: object
-) -> tuple[Path, subprocess.CompletedProcess]:
-    settings = resolve_settings(environment, home=tmp_path)
-    target_path = tmp_path / "target"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    # dbt-athena builds a boto3 session at connection time; no call is made offline.
-    env |= {
-        "AWS_ACCESS_KEY_ID": "offline",
-        "AWS_SECRET_ACCESS_KEY": "offline",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    result = subprocess.run(
-        dbt_command(
-            "compile",
-            "--no-populate-cache",
-            "--target-path",
-            str(target_path),
-            "--vars",
-            json.dumps({**settings.dbt_vars(), **extra_vars}),
-            target=environment,
-        ),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    return target_path, result
-
-
 @pytest.mark.parametrize("environment", AWS_TARGETS)
 def test_every_model_and_test_compiles_to_valid_athena_sql(
     environment: str, tmp_path: Path
@@ -113,18 +81,3 @@ def test_every_model_and_test_compiles_to_valid_athena_sql(
         assert config["table_type"] == "iceberg"
         wanted = dimension_model_config(spec)
         assert {key: config.get(key) for key in wanted} == wanted
-
-
-def test_the_incremental_dimension_compiles_to_a_merge_athena_runs(tmp_path: Path) -> None:
-    """Rule 8 on Athena: the SQL of an incremental build (rendered offline) reads the records
-    with rows extracted since the table's last commit, and marks their stale versions for the
-    merge's delete_condition; it is valid Trino SQL."""
-    target_path, result = compile_for_athena("development", tmp_path, sf_compile_incremental=True)
-    assert result.returncode == 0, result.stdout[-3000:]
-    for spec in resolve_settings("development", home=tmp_path).objects:
-        [path] = (target_path / "compiled").rglob(f"{spec.dimension_model}.sql")
-        sql = path.read_text()
-        assert athena_problems(sql) == []
-        assert f'"sf_curated_development"."{spec.dimension_model}$snapshots"' in sql
-        assert "rebuilt_records" in sql and "union all" in sql
-        assert "effective_from - interval '1' second as effective_to" in sql

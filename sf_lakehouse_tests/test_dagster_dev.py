@@ -38,8 +38,7 @@ def test_dagster_dev_lists_assets_checks_schedules_and_sensors(tmp_path: Path) -
         assert {raw, dimension} <= set(by_key)
         assert by_key[raw]["groupName"] == "salesforce_raw"
         checks = {c["name"] for c in by_key[dimension]["assetChecksOrError"]["checks"]}
-        assert f"unique_dim_sf_{name}_scd_scd_id" in checks
-        assert any(c.startswith(f"exactly_one_current_row_dim_sf_{name}_scd") for c in checks)
+        assert {f"{name}_scd_id_unique", f"{name}_one_current_row"} <= checks
         assert {f"every_raw_{name}_in_dimension", "dimension_matches_the_scd2_rule"} <= checks
         raw_checks = {c["name"] for c in by_key[raw]["assetChecksOrError"]["checks"]}
         assert raw_checks == {

@@ -183,6 +183,7 @@ def test_every_dimension_is_partitioned_by_is_current_and_a_bucket_of_its_id(spe
 # --- a new object, end to end -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_new_objects_files_build_its_dimension_for_real(tmp_path: Path) -> None:
     """What `sf-lakehouse add-object` does: render the spec's files into the project, then dbt
     builds the new dimension (numeric and boolean tracked fields, deletions) from its raw table,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
-from sf_lakehouse.config import Settings
+from sf_lakehouse.config import DBT_PROJECT_DIR, Settings
 from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions, defs
 
 RAW = dg.AssetKey(["sf_raw", "sf_user"])
@@ -103,15 +104,44 @@ def test_building_the_definitions_prints_no_warning(settings: Settings) -> None:
         build_definitions(settings).resolve_all_job_defs()
 
 
+def yaml_tests(path: Path) -> dict[str, str]:
+    """name -> description of every data test in a model YAML file (model and column level)."""
+    found: dict[str, str] = {}
+    for model in yaml.safe_load(path.read_text())["models"]:
+        entries = [*model.get("data_tests", [])]
+        for column in model.get("columns", []):
+            entries += column.get("data_tests", [])
+        for entry in entries:
+            [(_, body)] = entry.items()
+            found[body["name"]] = body["description"]
+    return found
+
+
 def test_dbt_tests_are_asset_checks_on_the_dimension(definitions: dg.Definitions) -> None:
-    checks = {
-        (key.asset_key, key.name) for key in definitions.resolve_asset_graph().asset_check_keys
+    """Each dbt test is a check with the short name and the description its YAML gives it (the
+    UI showed "No description provided" and 80-character names before)."""
+    specs = {
+        (spec.asset_key, spec.name): spec
+        for assets in definitions.resolve_asset_graph().assets_defs
+        for spec in assets.check_specs
     }
-    names = {name for asset, name in checks if asset == DIMENSION}
-    assert "unique_dim_sf_user_scd_scd_id" in names
-    assert any(name.startswith("exactly_one_current_row_dim_sf_user_scd") for name in names)
-    assert any(name.startswith("contiguous_intervals_dim_sf_user_scd") for name in names)
-    assert any(name.startswith("expression_is_true_dim_sf_user_scd") for name in names)
+    names = {name for asset, name in specs if asset == DIMENSION}
+    described = yaml_tests(DBT_PROJECT_DIR / "models" / "marts" / "dim_sf_user_scd.yml")
+    assert set(described) == {
+        "user_scd_id_unique",
+        "user_scd_id_not_null",
+        "user_key_not_null",
+        "user_one_current_row",
+        "user_contiguous_intervals",
+        "user_positive_intervals",
+    }
+    for name, description in described.items():
+        assert specs[(DIMENSION, name)].description == description, name
+    staging = yaml_tests(DBT_PROJECT_DIR / "models" / "staging" / "stg_sf_user.yml")
+    for name, description in staging.items():
+        assert specs[(dg.AssetKey(["sf_staging", "stg_sf_user"]), name)].description == description
+    assert all(spec.description for spec in specs.values()), "a check without a description"
+    assert max(len(name) for _, name in specs) <= 40
     # Each invariant is checked once: the Python checks add only what needs the raw table.
     assert "exactly_one_current_row_per_user" not in names
     assert {"every_raw_user_in_dimension", "dimension_matches_the_scd2_rule"} <= names

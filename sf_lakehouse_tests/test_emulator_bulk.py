@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +55,23 @@ def emulator(tmp_path: Path) -> Iterator[SalesforceEmulator]:
         HISTORY, workdir=tmp_path, now=T0 + timedelta(hours=1), bulk_processing_seconds=0.3
     ) as running:
         yield running
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[SalesforceEmulator]:
+    """Bulk jobs stay InProgress until `POST /_emulator/bulk/complete`: no test waits on time."""
+    with SalesforceEmulator(
+        HISTORY, workdir=tmp_path, now=T0 + timedelta(hours=1), bulk_processing_seconds=None
+    ) as running:
+        yield running
+
+
+def complete_bulk_jobs(emulator: SalesforceEmulator) -> int:
+    answer = requests.post(
+        f"{emulator.base_url}/_emulator/bulk/complete", verify=str(emulator.ca_bundle), timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["completed"])
 
 
 def client(emulator: SalesforceEmulator) -> Salesforce:
@@ -118,21 +134,20 @@ def test_csv_as_salesforce_writes_it(emulator: SalesforceEmulator) -> None:
     assert [r["Id"] for r in live] == [A1, A2]
 
 
-def test_job_states_across_polls(emulator: SalesforceEmulator) -> None:
-    http, headers, jobs = jobs_api(emulator)
+def test_job_states_across_polls(held: SalesforceEmulator) -> None:
+    http, headers, jobs = jobs_api(held)
     body = {"operation": "query", "query": "SELECT Id FROM Account"}
     created = http.post(jobs, headers=headers, json=body).json()
     assert created["state"] == "UploadComplete" and created["operation"] == "query"
     url = f"{jobs}/{created['id']}"
-    seen = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        state = http.get(url, headers=headers).json()["state"]
-        seen.append(state)
-        if state == "JobComplete":
-            break
-        time.sleep(0.05)
-    assert seen[0] == "InProgress" and seen[-1] == "JobComplete"
+    polls = [http.get(url, headers=headers).json() for _ in range(3)]
+    assert [p["state"] for p in polls] == ["InProgress"] * 3
+    assert "numberRecordsProcessed" not in polls[-1] or not polls[-1]["numberRecordsProcessed"]
+    results = http.get(f"{url}/results", headers=headers)
+    assert results.status_code == 400 and results.json()[0]["errorCode"] == "INVALIDJOB"
+    assert complete_bulk_jobs(held) == 1
+    assert http.get(url, headers=headers).json()["state"] == "JobComplete"
+    assert complete_bulk_jobs(held) == 0  # nothing left processing
     done = http.get(url, headers=headers).json()
     assert done["numberRecordsProcessed"] == 2 and done["jobType"] == "V2Query"
     listing = http.get(jobs, headers=headers).json()
@@ -141,11 +156,11 @@ def test_job_states_across_polls(emulator: SalesforceEmulator) -> None:
     assert http.get(url, headers=headers).status_code == 404
 
 
-def test_results_pages_locator_and_max_records(emulator: SalesforceEmulator) -> None:
-    http, headers, jobs = jobs_api(emulator)
+def test_results_pages_locator_and_max_records(held: SalesforceEmulator) -> None:
+    http, headers, jobs = jobs_api(held)
     body = {"operation": "queryAll", "query": "SELECT Id FROM Account ORDER BY Id"}
     job_id = http.post(jobs, headers=headers, json=body).json()["id"]
-    time.sleep(0.4)
+    complete_bulk_jobs(held)
     assert http.get(f"{jobs}/{job_id}", headers=headers).json()["state"] == "JobComplete"
     ids, locator, pages = [], None, 0
     while True:

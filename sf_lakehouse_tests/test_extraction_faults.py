@@ -16,6 +16,7 @@ import requests
 from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.extraction import CursorValueError, Increment, extract_increment
+from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
 from sf_lakehouse.salesforce.client import (
     ClientPolicy,
     ConnectionSettings,
@@ -24,6 +25,7 @@ from sf_lakehouse.salesforce.client import (
     settings_from_environment,
 )
 from sf_lakehouse.salesforce.errors import BulkJobError, SalesforceUnavailable
+from sf_lakehouse_tests.histories import opportunity
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 END = START + dt.timedelta(days=6)
@@ -173,20 +175,54 @@ def test_a_stuck_bulk_job_is_aborted_after_the_wait(settings: Settings, org) -> 
 
 @pytest.mark.parametrize("api", list(APIS))
 def test_commit_lag_is_caught_up_by_the_lookback(
-    settings: Settings, org, baseline, api: str
+    settings: Settings, emulator_factory, history, api: str
 ) -> None:
-    """Versions that commit late are read by the next run: the lookback (300 s) covers a 30 s
-    lag, and the watermark never passed the org's clock."""
-    put_faults(org, {"seed": 1, "faults": [{"kind": "commit_lag", "seconds": 30}]})
+    """A version whose transaction commits after a later version was read (Salesforce stamps
+    SystemModstamp when a transaction starts): run 1 reads the org before that commit, with the
+    30 s commit_lag fault on, and stores what it read in the raw table; run 2 reads the org after
+    it, starting from the raw table's watermark. The version sits below that watermark, inside
+    the lookback (300 s): only the lookback finds it."""
     spec = with_options(settings.object(OBJECT), **APIS[api])
-    lagging = extract_increment(client_for(org), None, spec, **RUN)
-    assert lagging.server_time is not None and lagging.watermark_after <= lagging.server_time
-    org.clear_faults()
-    later = extract_increment(client_for(org), None, spec, **RUN)
-    assert record_rows(later) == baseline[api]
-    assert {(r["id"], r["systemmodstamp"]) for r in record_rows(lagging)} <= {
-        (r["id"], r["systemmodstamp"]) for r in baseline[api]
-    }
+    late = opportunity(
+        "006LATE00000001AAA",
+        END - dt.timedelta(minutes=3),
+        "Prospecting",
+        10.0,
+        "001000000000001AAA",
+        "005000000000001AAA",
+    )
+    read = opportunity(
+        "006LATE00000002AAA",
+        END - dt.timedelta(minutes=2),
+        "Closed Won",
+        20.0,
+        "001000000000001AAA",
+        "005000000000001AAA",
+    )
+    before = emulator_factory([*history, read], now=END + dt.timedelta(seconds=30))
+    put_faults(before, {"seed": 1, "faults": [{"kind": "commit_lag", "seconds": 30}]})
+    first = extract_increment(client_for(before), None, spec, **RUN)
+    assert first.server_time is not None and first.watermark_after <= first.server_time
+    # The watermark is `read`'s stamp (naive UTC, as the raw table stores it).
+    assert first.watermark_after == (END - dt.timedelta(minutes=2)).replace(tzinfo=None)
+    catalog = open_catalog(settings.catalog_properties())
+    identifier = settings.table_identifier(spec.raw_asset_key)
+    append_rows(ensure_table(catalog, identifier, first.rows.schema, RAW_LAYOUT), first.rows)
+
+    after = emulator_factory([*history, read, late], now=END + dt.timedelta(seconds=30))
+    second = extract_increment(client_for(after), catalog.load_table(identifier), spec, **RUN)
+    assert [r["id"] for r in record_rows(second)] == [late["Id"]]
+    assert second.since == first.watermark_after - dt.timedelta(seconds=spec.lookback_seconds)
+    append_rows(catalog.load_table(identifier), second.rows)
+    stored = catalog.load_table(identifier).scan().to_arrow()
+    everything = record_rows(extract_increment(client_for(after), None, spec, **RUN))
+    assert (
+        sorted(
+            stored.drop_columns(["_extracted_at", "_run_id"]).to_pylist(),
+            key=lambda r: (r["id"], r["systemmodstamp"]),
+        )
+        == everything
+    )
 
 
 @pytest.mark.parametrize("api", list(APIS))

@@ -1,17 +1,17 @@
 """Rule 8: the incrementally maintained dimensions equal a rebuild from the whole raw table after
-every run, whatever the order in which rows arrive. Property-based (hypothesis): random
-histories, random splits into runs, late rows and replays, deletions and undeletes; dbt runs for
-real on DuckDB through the lakehouse plugin, and each run's dimension is compared with the tests'
-own implementation of the rules."""
+every run, whatever the order in which rows arrive. A stateful property (hypothesis,
+`rule8_machine`): appends of random histories in any order (late rows), replays, re-reads with
+other values, ties of extraction time, full refreshes and model changes, deletions and undeletes;
+dbt runs for real on DuckDB through the lakehouse plugin, and each run's dimension is compared
+with the tests' own implementation of the rules. The Athena path runs the same machine in
+`test_athena_execution.py`."""
 
 from __future__ import annotations
 
-import random
+import datetime as dt
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from sf_lakehouse.config import ObjectSpec, Settings, resolve_settings
 from sf_lakehouse.lakehouse.increments import (
@@ -21,6 +21,7 @@ from sf_lakehouse.lakehouse.increments import (
 )
 from sf_lakehouse.lakehouse.tables import open_catalog
 from sf_lakehouse_tests import scd2_reference as reference
+from sf_lakehouse_tests.rule8_machine import Rule8Machine, run_machine
 from sf_lakehouse_tests.test_scd2_dbt import (
     SPECS,
     dbt_build,
@@ -31,6 +32,7 @@ from sf_lakehouse_tests.test_scd2_dbt import (
 )
 
 BY_NAME = {spec.api_name: spec for spec in SPECS}
+DEFAULT_EXAMPLES, NIGHTLY_EXAMPLES = 2, 200
 
 
 def build(settings: Settings, spec: ObjectSpec, *args: str) -> None:
@@ -55,44 +57,57 @@ def assert_equals_a_rebuild(settings: Settings, spec: ObjectSpec, raw_so_far: li
     assert len({r["scd_id"] for r in rows}) == len(rows)
 
 
-def split_into_runs(rows: list[dict], runs: int, seed: int) -> list[list[dict]]:
-    """Rows dealt to runs at random: a version may arrive before an older one (late rows) and a
-    re-read version may arrive in a later run than its first read (replays)."""
-    rng = random.Random(seed)
-    batches: list[list[dict]] = [[] for _ in range(runs)]
-    for row in rows:
-        batches[rng.randrange(runs)].append(row)
-    return batches
+class LocalBackend:
+    """rule8_machine's Backend on the local path: raw appends through the pipeline's own append
+    (which drops reads that add nothing), dbt-duckdb builds through the lakehouse plugin."""
+
+    def __init__(self, home: Path) -> None:
+        self.settings = resolve_settings("local", home=home)
+
+    def append(self, spec: ObjectSpec, rows: list[dict]) -> None:
+        write_raw(self.settings, spec, random_schema(spec), rows)
+
+    def build(self, spec: ObjectSpec, committed_at: dt.datetime, *, full: bool) -> str:
+        build(self.settings, spec, *(["--full-refresh"] if full else []))
+        return snapshot_property(dimension_table(self.settings, spec), BUILD_PROPERTY)
+
+    def model_changed(self, spec: ObjectSpec) -> None:
+        """A dimension built by other model code: the next build rebuilds it in full."""
+        with dimension_table(self.settings, spec).transaction() as tx:
+            tx.set_properties({CODE_VERSION_PROPERTY: "older-model"})
+
+    def raw(self, spec: ObjectSpec) -> list[dict]:
+        catalog = open_catalog(self.settings.catalog_properties())
+        table = catalog.load_table(self.settings.table_identifier(spec.raw_asset_key))
+        return table.scan().to_arrow().to_pylist()
+
+    def dimension(self, spec: ObjectSpec) -> list[dict]:
+        return read_dimension(self.settings, spec)
 
 
-@settings(
-    max_examples=3,  # each example is 2-3 real dbt builds; benchmarks/ holds the long replays
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    api_name=st.sampled_from(sorted(BY_NAME)),
-    seed=st.integers(min_value=0, max_value=10_000),
-    runs=st.integers(min_value=2, max_value=3),
-)
+def local_machine(tmp_path_factory: pytest.TempPathFactory) -> type[Rule8Machine]:
+    class LocalRule8(Rule8Machine):
+        records = 6
+
+        @staticmethod
+        def make_backend() -> LocalBackend:
+            return LocalBackend(tmp_path_factory.mktemp("rule8") / "lakehouse")
+
+    return LocalRule8
+
+
 def test_incremental_dimension_equals_a_rebuild_after_every_run(
-    tmp_path_factory: pytest.TempPathFactory, api_name: str, seed: int, runs: int
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    spec = BY_NAME[api_name]
-    settings_ = resolve_settings("local", home=tmp_path_factory.mktemp("prop") / "lakehouse")
-    rows = random_history(spec, seed, records=12)
-    arrived: list[dict] = []
-    for number, batch in enumerate(split_into_runs(rows, runs, seed)):
-        write_raw(settings_, spec, random_schema(spec), batch)
-        arrived += batch
-        build(settings_, spec)
-        assert_equals_a_rebuild(settings_, spec, arrived)
-        if number > 0 and batch:
-            # The run after the first really took the incremental path.
-            table = dimension_table(settings_, spec)
-            assert snapshot_property(table, BUILD_PROPERTY) == "incremental"
+    """The stateful property on real dbt builds (each step is one): a few examples here."""
+    run_machine(local_machine(tmp_path_factory), examples=DEFAULT_EXAMPLES, steps=4)
+
+
+@pytest.mark.nightly
+def test_incremental_dimension_state_machine_nightly(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    run_machine(local_machine(tmp_path_factory), examples=NIGHTLY_EXAMPLES, steps=6)
 
 
 def test_only_changed_records_are_rewritten_and_a_quiet_run_writes_nothing(

@@ -66,14 +66,20 @@ def test_append_evolves_the_schema_and_keeps_old_columns(settings: Settings) -> 
 
 
 def test_a_failed_append_leaves_the_table_as_it_was(settings: Settings) -> None:
+    """Schema evolution and rows commit together or not at all: the batch brings a new column
+    (added inside the append's transaction) and a value that fails the cast to its column's
+    type (raised inside that same transaction, after the new column was added to it)."""
     catalog = open_catalog(settings.catalog_properties())
-    good = batch(["a"])
+    good = batch(["a"], division=pa.array(["EMEA"]))
     table = ensure_table(catalog, "sf_raw_local.sf_user", good.schema, RAW_LAYOUT)
     append_rows(table, good)
     snapshot = catalog.load_table("sf_raw_local.sf_user").current_snapshot().snapshot_id
-    # A value that cannot be cast to the column's type fails the write inside the transaction.
-    bad = pa.table({"id": pa.array([{"nested": 1}]), "new_column": pa.array(["x"])})
-    with pytest.raises(Exception):  # noqa: B017 - any failure will do; the table is what matters
+    bad = batch(
+        ["b"],
+        division=pa.array([{"nested": 1}]),  # a struct where the column is a string
+        new_column=pa.array(["x"]),
+    )
+    with pytest.raises(ColumnTypeChangedError, match=r"column division of sf_raw_local\.sf_user"):
         append_rows(catalog.load_table("sf_raw_local.sf_user"), bad)
     after = catalog.load_table("sf_raw_local.sf_user")
     assert after.current_snapshot().snapshot_id == snapshot

@@ -3,9 +3,11 @@ catalog and dbt on DuckDB, all real, driven through Dagster's materialize()."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from sf_lakehouse.config import ObjectSpec, Settings
@@ -14,7 +16,8 @@ from sf_lakehouse.defs.raw import build_raw_asset
 from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse.emulator import generate_org
 from sf_lakehouse.lakehouse.tables import open_catalog
-from sf_lakehouse_tests.histories import record_type, user
+from sf_lakehouse_tests.histories import account, record_type, user
+from sf_lakehouse_tests.raw_oracle import assert_raw_table_holds_the_history, describe_types
 from sf_lakehouse_tests.scd2_reference import expected_dimension
 
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
@@ -109,7 +112,15 @@ def test_runs_of_a_multi_object_org_give_the_rules_for_every_object(
         assert metadata["rows_extracted"] >= metadata["rows_appended"]
         assert metadata["api_calls"] >= 2  # describe + at least one query page
     for spec in settings.objects:
-        expected = expected_dimension(spec, history_rows(settings, spec))
+        # Every column of every stored version, typed, from the history and the org's describe;
+        # the expected dimension is computed from those rows, not from what the pipeline wrote.
+        raw = raw_table(settings, spec)
+        types = describe_types(emulator, spec.api_name)
+        fields = [f.lower() for f in spec.extracted_fields]
+        rows = assert_raw_table_holds_the_history(
+            raw, history, RUN_CLOCKS, spec.api_name, types, fields
+        )
+        expected = expected_dimension(spec, rows)
         assert dimension_rows(settings, spec) == expected, spec.api_name
     deleted_now = [
         r
@@ -123,9 +134,67 @@ def test_runs_of_a_multi_object_org_give_the_rules_for_every_object(
     assert "region__c" in raw_rows(settings)[0]
 
 
-def history_rows(settings: Settings, spec: ObjectSpec) -> list[dict]:
-    """The raw table as the reference reads it (the test compares with what was stored)."""
-    return raw_rows(settings, spec.api_name)
+def raw_table(settings: Settings, spec: ObjectSpec) -> pa.Table:
+    catalog = open_catalog(settings.catalog_properties())
+    return catalog.load_table(settings.table_identifier(spec.raw_asset_key)).scan().to_arrow()
+
+
+# Text a conversion can break: 4-byte UTF-8 (emoji), CJK, combining marks, quotes, commas and
+# newlines (Bulk CSV quoting), and long values.
+HARD_TEXT = [
+    "🦄 Zoë 😀👍🏽 naïve",
+    "亚太区域销售与市场部门",
+    'Acme "Quoted", Inc.\nLine two\r\nLine three',
+    "𠜎𠜱𠝹 " * 400,  # 4-byte CJK, 2,000 characters
+    "x" * 10_000,
+    "e\u0301 Ω ß ﬁ",
+]
+
+
+def hard_history() -> list[dict]:
+    """Users and Accounts whose text fields hold HARD_TEXT (a User's second version the next
+    day, with another text)."""
+    history = []
+    for number, text in enumerate(HARD_TEXT):
+        user_id = f"005HARD0000000{number:02d}A"
+        history.append(user(user_id, 10 + number, text, Name=text, Title=text[:80]))
+        history.append(user(user_id, 1_500 + number, HARD_TEXT[-1 - number], Name=text))
+        history.append(
+            account(f"001HARD0000000{number:02d}A", 20 + number, "Customer", user_id, Name=text)
+        )
+    return history
+
+
+@pytest.mark.parametrize("api", ["rest", "bulk"])
+def test_hard_text_reaches_the_raw_tables_and_dimensions_intact(
+    settings: Settings, connected, api: str
+) -> None:
+    """Every typed column of every version equals the history's value, over REST and Bulk."""
+    history = hard_history()
+    clocks = [START + dt.timedelta(days=1, hours=20)]  # one run: each record's latest version
+    objects = tuple(
+        ObjectSpec.model_validate(
+            spec.model_dump() | {"extraction": {**spec.extraction.model_dump(), "api": api}}
+        )
+        for spec in settings.objects
+    )
+    settings = dataclasses.replace(settings, objects=objects)
+    emulator = connected(history, clocks[0])
+    instance = dg.DagsterInstance.ephemeral()
+    for clock in clocks:
+        emulator.set_clock(clock)
+        result = materialize_once(settings, instance)
+        assert result.success
+    assert raw_metadata(result)["api"].startswith(api)
+    for spec in (settings.object("User"), settings.object("Account")):
+        types = describe_types(emulator, spec.api_name)
+        fields = [f.lower() for f in spec.extracted_fields]
+        rows = assert_raw_table_holds_the_history(
+            raw_table(settings, spec), history, clocks, spec.api_name, types, fields
+        )
+        assert dimension_rows(settings, spec) == expected_dimension(spec, rows), spec.api_name
+    names = {r["name"] for r in raw_rows(settings)}
+    assert set(HARD_TEXT) <= names
 
 
 def test_cursor_boundaries_ties_exact_clock_and_reextraction(settings: Settings, connected) -> None:

@@ -377,10 +377,9 @@ def test_dbt_unit_tests_of_the_rules_pass(random_lakehouse) -> None:
 def test_every_dbt_data_test_of_the_dimensions_ran_and_passed(random_lakehouse) -> None:
     output = random_lakehouse[2]
     for spec in SPECS:
-        for test in ("unique", "exactly_one_current_row", "contiguous_intervals"):
+        for test in ("scd_id_unique", "one_current_row", "contiguous_intervals"):
             assert any(
-                " PASS " in line and f"{test}_{spec.dimension_model}" in line
-                for line in output.splitlines()
+                " PASS " in line and f" {spec.name}_{test} " in line for line in output.splitlines()
             ), f"{test} of {spec.dimension_model} did not pass"
 
 

@@ -252,9 +252,9 @@ def test_pipeline_job_runs_checks_and_reports_dimension_changes(settings: Settin
         "raw_row_count_never_drops",
         "every_raw_user_in_dimension",
         "dimension_matches_the_scd2_rule",
-        "unique_dim_sf_user_scd_scd_id",
+        "user_scd_id_unique",
+        "user_one_current_row",
     }
-    assert any(name.startswith("exactly_one_current_row_dim_sf_user_scd") for name in user_checks)
     metadata = materialization_metadata(second, ["sf_curated", "dim_sf_user_scd"])
     # A and B each changed division once more: two versions opened, two closed.
     assert (metadata["versions_opened"], metadata["versions_closed"]) == (2, 2)

@@ -40,8 +40,8 @@ RUN_TIMEOUT_S = 360  # the UI run took 40 s to 2 min here (2 cores, other tests 
 RAW_KEY = ["sf_raw", "sf_user"]
 DIM_KEY = ["sf_curated", "dim_sf_user_scd"]
 DIM_CHECK_PREFIXES = (
-    "unique_dim_sf_user_scd_scd_id",
-    "exactly_one_current_row_dim_sf_user_scd_user_id",
+    "user_scd_id_unique",
+    "user_one_current_row",
 )
 BAD_CHECK_STATUSES = {"FAILED", "EXECUTION_FAILED"}
 # The UI's mutations that launch runs (it posts to /graphql?op=<Name>).

@@ -45,8 +45,8 @@ rebuilt_records as (
 ),
 
 {% endif -%}
--- Rule 1: one observation per (record, SystemModstamp); the latest extraction wins (the run id
--- only breaks a tie of extraction times, so the result never depends on the read order).
+-- Rule 1: one observation per (record, SystemModstamp); the latest extraction wins, and of reads
+-- tied on the extraction time the greatest run id (never the read order: docs/design.md rule 1).
 observations as (
 
     select

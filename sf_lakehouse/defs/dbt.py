@@ -10,7 +10,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec, Output
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    Output,
+)
 from dagster_dbt import (
     DagsterDbtTranslator,
     DbtCliResource,
@@ -60,6 +67,29 @@ class LakehouseDbtTranslator(DagsterDbtTranslator):
         if window is None:
             return spec
         return spec.replace_attributes(freshness_policy=freshness_policy(window))
+
+    def get_asset_check_spec(
+        self,
+        asset_spec: AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: DbtProject | None,
+    ) -> AssetCheckSpec | None:
+        """dagster-dbt's check, described by the test's own `description:` in the model YAML
+        (dagster-dbt reads only `meta.description`, so the UI said "No description provided")."""
+        check = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if check is None or check.description:
+            return check
+        described = manifest["nodes"].get(unique_id, {}).get("description") or None
+        return AssetCheckSpec(
+            name=check.name,
+            asset=check.asset_key,
+            description=described,
+            additional_deps=check.additional_deps,
+            blocking=check.blocking,
+            metadata=check.metadata,
+            automation_condition=check.automation_condition,
+        )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "model":

@@ -2,10 +2,11 @@
 
 A job is created ``UploadComplete`` and runs its query at once (a snapshot at the emulator's
 clock); polls of ``GET jobs/query/<id>`` see it ``InProgress`` for ``processing_seconds`` (wall
-clock, 0.5 s by default), then ``JobComplete`` (``Failed`` with an ``errorMessage`` under the
-``bulk_failed`` fault; ``InProgress`` for ever under ``bulk_stuck``). ``PATCH {"state":
-"Aborted"}`` aborts a job that has not finished. ``operation: query`` leaves deleted records out;
-``queryAll`` includes them, with ``IsDeleted`` true.
+clock, 0.5 s by default; ``None``: until ``complete_jobs()``, ``POST /_emulator/bulk/complete``,
+so tests see every state without timing), then ``JobComplete`` (``Failed`` with an
+``errorMessage`` under the ``bulk_failed`` fault; ``InProgress`` for ever under ``bulk_stuck``).
+``PATCH {"state": "Aborted"}`` aborts a job that has not finished. ``operation: query`` leaves
+deleted records out; ``queryAll`` includes them, with ``IsDeleted`` true.
 
 Results: ``GET jobs/query/<id>/results[?maxRecords=N&locator=L]`` gives CSV pages (see
 ``render.csv_page``) with ``Sforce-Locator`` (``null`` on the last page) and
@@ -23,6 +24,7 @@ import base64
 import binascii
 import itertools
 import json
+import math
 import secrets
 import threading
 import time
@@ -103,7 +105,7 @@ class BulkApi:
         user_id: str,
         api_version: str,
         faults: Faults,
-        processing_seconds: float = 0.5,
+        processing_seconds: float | None = 0.5,
     ) -> None:
         self.processing_seconds = processing_seconds
         self._org = org
@@ -115,6 +117,15 @@ class BulkApi:
         self._lock = threading.Lock()
         self._jobs: dict[str, _BulkJob] = {}
         self._created = 0
+
+    def complete_jobs(self) -> int:
+        """End the processing of every job now (a held job's, or one still processing); a
+        `bulk_stuck` job stays InProgress. Returns how many jobs were processing."""
+        with self._lock:
+            processing = [j for j in self._jobs.values() if j.info["state"] not in _FINAL]
+            for job in processing:
+                job.done_at = -math.inf
+            return len(processing)
 
     @property
     def remaining_jobs(self) -> int:
@@ -238,7 +249,11 @@ class BulkApi:
                 delimiter=_DELIMITERS[delimiter_name],
                 line_ending="\r\n" if line_ending_name == "CRLF" else "\n",
                 outcome=outcome,
-                done_at=time.monotonic() + self.processing_seconds,
+                done_at=(
+                    math.inf
+                    if self.processing_seconds is None
+                    else time.monotonic() + self.processing_seconds
+                ),
             )
             return json_response(200, dict(info))
 

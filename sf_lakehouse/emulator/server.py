@@ -57,7 +57,7 @@ class SalesforceEmulator:
         api_version: str = "59.0",
         daily_api_limit: int = 15000,
         faults: dict[str, Any] | Plan | None = None,
-        bulk_processing_seconds: float = 0.5,
+        bulk_processing_seconds: float | None = 0.5,
     ) -> None:
         self.credentials = credentials
         self.api_version = api_version
@@ -312,6 +312,8 @@ class SalesforceEmulator:
                 )
             self.set_clock(moment)
             return json_response(200, {"now": format_sf_datetime(self.now())})
+        if parts == ["bulk", "complete"] and method == "POST":
+            return json_response(200, {"completed": self._bulk.complete_jobs()})
         if parts == ["expire-sessions"] and method == "POST":
             return json_response(200, {"expired": self._auth.expire_all()})
         if parts == ["stats"] and method == "GET":
