@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: demo test test-fast nightly lint dev install browser clean
+.PHONY: demo test test-fast nightly lint dev install browser wheelhouse clean
 
 install: $(STAMP) $(MANIFEST)
 
@@ -14,6 +14,11 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
+
+# The Glue job's wheels (deploy uploads them; the tests run offline): from the package index,
+# into ~/.cache/sf-lakehouse/wheelhouse, once per set of pins.
+wheelhouse: $(STAMP)
+	$(BIN)/python -c 'from sf_lakehouse.aws.deploy.wheelhouse import prefetch; print(prefetch())'
 
 # dagster-dbt reads the dbt manifest when the code location loads; build it once here.
 $(MANIFEST): $(STAMP) $(shell find dbt_project -name '*.sql' -o -name '*.yml' | grep -v target/)
@@ -31,11 +36,11 @@ browser:
 # profiles (under 10 minutes on 2 cores); `make test-fast` the unit and contract tests (not
 # marked slow: under 2 minutes); `make nightly` the long property profiles and the throughput
 # floor of benchmarks/bulk_convert_rate.py.
-test: install browser
+test: install browser wheelhouse
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-test-fast: install
+test-fast: install wheelhouse
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow and not nightly"
 

@@ -21,7 +21,6 @@ from sf_lakehouse.aws.deploy.wheelhouse import (
     GLUE_PLATFORMS,
     GLUE_PYTHON,
     cache_folder,
-    download_wheels,
     lock_pins,
     pins_of,
     wheel_files,
@@ -40,10 +39,10 @@ def _quiet_moto() -> None:
 
 @pytest.fixture(scope="module")
 def full_wheelhouse() -> Path:
-    """The job's wheels, downloaded once per machine (about 10 s, 91 MB) into deploy's cache."""
+    """The job's wheels in deploy's cache, where `make install` put them (tests never download)."""
     folder = cache_folder(ALL_PINS)
     if not folder.is_dir():
-        download_wheels(ALL_PINS, folder)
+        pytest.fail(f"no Glue wheelhouse at {folder}: run `make install` (it fetches the wheels)")
     return folder
 
 

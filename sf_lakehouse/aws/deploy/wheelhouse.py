@@ -216,3 +216,11 @@ def plan_wheelhouse(ctx: DeployContext) -> Step:
     action = "create" if len(pending) == len(steps) else "update"
     detail = f"upload {len(pending)} of {summary}"
     return Step(Change(resource, action, detail), upload, ("s3:PutObject",))
+
+
+def prefetch() -> Path:
+    """Fill deploy's cache with the Glue job's wheels, once per set of pins (`make install`
+    does it, so tests and deploys from that checkout run offline)."""
+    pins = glue_job_pins()
+    folder = cache_folder(pins)
+    return folder if folder.is_dir() else download_wheels(pins, folder)
