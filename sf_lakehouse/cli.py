@@ -99,7 +99,27 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         domain=args.sf_domain,
         password_stdin=args.sf_password_stdin,
         credentials_file=args.credentials_file,
+        image_uri=args.image_uri,
     )
+
+
+def _image_arg(value: str) -> str:
+    import re
+
+    from sf_lakehouse.config.runtime import IMAGE_PATTERN
+
+    if not re.match(IMAGE_PATTERN, value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an image URI with a tag, e.g. "
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sf-lakehouse:2026-12-03"
+        )
+    return value
+
+
+def cmd_instance_config(args: argparse.Namespace) -> int:
+    from sf_lakehouse.runtime.deployed import print_instance_config
+
+    return print_instance_config(args.environment, offline=args.offline)
 
 
 DEFAULT_WAIT_SECONDS = 300.0
@@ -242,10 +262,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON {username, password, security_token, domain} or {client_id, client_secret, "
         "domain}, readable only by you (chmod 600)",
     )
+    deploy.add_argument(
+        "--image-uri",
+        type=_image_arg,
+        help="the image of the ECS services and runs (<registry>/sf-lakehouse:<tag>); "
+        "default: runtime.image",
+    )
     # Refused with the alternatives: a secret on the command line shows in `ps` and the history.
     deploy.add_argument("--sf-password", help=argparse.SUPPRESS)
     deploy.add_argument("--sf-token", help=argparse.SUPPRESS)
     deploy.set_defaults(handler=cmd_deploy)
+
+    instance = commands.add_parser(
+        "instance-config",
+        help="print the dagster.yaml of a deployed environment (Postgres, ECS run launcher, ...)",
+    )
+    instance.add_argument("--environment", required=True, help="an AWS environment of the config")
+    instance.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not ask AWS for what deploy created (shown as <known after deploy>)",
+    )
+    instance.set_defaults(handler=cmd_instance_config)
     return parser
 
 

@@ -138,3 +138,100 @@ def glue_role_inline_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# --- the pipeline identity (the role Dagster runs as: `SfLakehousePipeline-<env>` on ECS) -----
+
+ATHENA_QUERY_ACTIONS = (
+    "athena:StartQueryExecution",
+    "athena:GetQueryExecution",
+    "athena:GetQueryResults",
+    "athena:StopQueryExecution",
+    "athena:GetWorkGroup",
+)
+TABLE_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+GLUE_JOB_RUN_ACTIONS = ("glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns")
+
+
+def pipeline_identity_statements(settings: Settings, account_id: str) -> list[dict[str, Any]]:
+    """What a pipeline run does (README 'IAM permissions', the pipeline identity):
+
+    - the environment's Salesforce secret;
+    - Glue: read both databases and their tables, create, update and delete tables (dbt-athena
+      renames and drops its `__ha`/`__bkp` tables);
+    - S3: objects under both databases' prefixes and the Athena results;
+    - Athena: queries in the environment's workgroup;
+    - in Glue mode: runs of the extraction job and its Pipes messages.
+    """
+    aws = settings.require_aws()
+    region = aws.region
+    databases = (settings.raw_database, settings.curated_database)
+    glue_prefix = f"arn:aws:glue:{region}:{account_id}"
+    table_prefixes = {
+        aws.bucket("raw"): settings.raw_database,
+        aws.bucket("staging"): settings.curated_database,
+    }
+    results = aws.bucket("athena-results")
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "SalesforceSecret",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": [secret_arn(settings, account_id)],
+        },
+        {
+            "Sid": "Catalog",
+            "Effect": "Allow",
+            "Action": [*GLUE_READ_ACTIONS, *GLUE_WRITE_ACTIONS, "glue:DeleteTable"],
+            "Resource": [
+                f"{glue_prefix}:catalog",
+                *(f"{glue_prefix}:database/{db}" for db in databases),
+                *(f"{glue_prefix}:table/{db}/*" for db in databases),
+            ],
+        },
+        {
+            "Sid": "TableObjects",
+            "Effect": "Allow",
+            "Action": list(TABLE_OBJECT_ACTIONS),
+            "Resource": [f"arn:aws:s3:::{b}/{db}/*" for b, db in table_prefixes.items()]
+            + [f"arn:aws:s3:::{results}/*"],
+        },
+        *(
+            {
+                "Sid": f"TableListing{index}",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+                "Condition": {"StringLike": {"s3:prefix": [db, f"{db}/*"]}},
+            }
+            for index, (bucket, db) in enumerate(table_prefixes.items(), start=1)
+        ),
+        {
+            "Sid": "AthenaResultsBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": [f"arn:aws:s3:::{results}"],
+        },
+        {
+            "Sid": "AthenaQueries",
+            "Effect": "Allow",
+            "Action": list(ATHENA_QUERY_ACTIONS),
+            "Resource": [f"arn:aws:athena:{region}:{account_id}:workgroup/{aws.athena_workgroup}"],
+        },
+    ]
+    if settings.extraction_mode == "glue":
+        statements += [
+            {
+                "Sid": "GlueJobRuns",
+                "Effect": "Allow",
+                "Action": list(GLUE_JOB_RUN_ACTIONS),
+                "Resource": [f"{glue_prefix}:job/{aws.glue_job_name}"],
+            },
+            {
+                "Sid": "PipesMessages",
+                "Effect": "Allow",
+                "Action": list(TABLE_OBJECT_ACTIONS),
+                "Resource": [f"arn:aws:s3:::{aws.bucket('scripts')}/{PIPES_PREFIX}*"],
+            },
+        ]
+    return statements

@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sf_lakehouse.aws.deploy import athena, glue, iam, lakeformation, s3, secrets, tables
+from sf_lakehouse.aws.deploy import (
+    athena,
+    glue,
+    iam,
+    lakeformation,
+    runtime,
+    s3,
+    secrets,
+    tables,
+)
 from sf_lakehouse.aws.deploy.context import DeployContext
 from sf_lakehouse.aws.deploy.plan import (
     AwsDeployError,
@@ -53,6 +62,7 @@ def plan_deploy(
     script_path: Path | None = None,
     package_dir: Path = PACKAGE_DIR,
     config_path: Path | None = None,
+    image_uri: str | None = None,
 ) -> Plan:
     """Read the current AWS state and return what a deploy would change (changes nothing)."""
     ctx = DeployContext(
@@ -75,6 +85,8 @@ def plan_deploy(
     plan.steps += lakeformation.plan_lake_formation(ctx)
     plan.steps += glue.plan_job_artifacts(ctx)
     plan.steps.append(glue.plan_job(ctx))
+    if settings.runtime is not None:  # the production Dagster runtime on ECS
+        plan.steps += runtime.plan_runtime(ctx, image_uri)
     plan.warnings += ctx.warnings
     plan.notes += ctx.notes
     return plan
@@ -103,6 +115,7 @@ def run_deploy(
     password_stdin: bool = False,
     credentials_file: str | None = None,
     script_path: Path | None = None,
+    image_uri: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
     stdin: TextIO | None = None,
@@ -122,7 +135,9 @@ def run_deploy(
             credentials_file=credentials_file,
             stdin=stdin,
         )
-        plan = plan_deploy(settings, credentials=credentials, script_path=script_path)
+        plan = plan_deploy(
+            settings, credentials=credentials, script_path=script_path, image_uri=image_uri
+        )
         print(format_plan(plan), file=out)
         for warning in plan.warnings:
             print(f"warning: {warning}", file=err)
