@@ -172,7 +172,12 @@ def _service(ctx: DeployContext, state: RuntimeState, role: str) -> Step:
     ecs = ctx.client("ecs")
     cluster = state.names.cluster
     with aws_errors(resource, SERVICE_READ_ACTIONS):
-        services = ecs.describe_services(cluster=cluster, services=[name]).get("services", [])
+        try:
+            services = ecs.describe_services(cluster=cluster, services=[name]).get("services", [])
+        except Exception as error:
+            if error_code(error) != "ClusterNotFoundException":
+                raise
+            services = []  # the cluster is created by an earlier step
         current = next((s for s in services if s.get("status") == "ACTIVE"), None)
         latest = _latest_definition(ecs, name) if current is not None else None
     desired_settings = service_settings(state, role)
@@ -182,7 +187,13 @@ def _service(ctx: DeployContext, state: RuntimeState, role: str) -> Step:
         same_definition = _definition_matches(latest, definition) and current.get(
             "taskDefinition"
         ) == (latest or {}).get("taskDefinitionArn")
-        drift = [k for k, v in desired_settings.items() if not matches(current.get(k), v)]
+        # (moto returns no deploymentConfiguration; AWS always does)
+        drift = [
+            k
+            for k, v in desired_settings.items()
+            if k in current or k != "deploymentConfiguration"
+            if not matches(current.get(k), v)
+        ]
         if same_definition and not drift:
             return Step(Change(resource, "none", image))
         detail = ", ".join((["task definition"] if not same_definition else []) + drift)
