@@ -53,6 +53,8 @@ def postgres_storage(runtime: RuntimeSection, host: str) -> dict[str, Any]:
                 "db_name": postgres.database,
                 "username": postgres.user,
                 "password": {"env": PASSWORD_VAR},
+                # SQLAlchemy 2.1 would pick psycopg 3; dagster-postgres installs psycopg2.
+                "scheme": "postgresql+psycopg2",
             }
         }
     }
