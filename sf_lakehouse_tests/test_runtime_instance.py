@@ -43,7 +43,10 @@ def load_with_dagster(
 
 @pytest.mark.parametrize("environment", AWS_ENVIRONMENTS)
 def test_every_environment_file_loads_with_dagster(
-    environment, tmp_path, monkeypatch, postgres_server  # noqa: F811
+    environment,
+    tmp_path,
+    monkeypatch,
+    postgres_server,  # noqa: F811
 ) -> None:
     settings = resolve_settings(environment)
     text = instance_yaml(settings, DEPLOYED)
@@ -78,7 +81,9 @@ def test_every_environment_file_loads_with_dagster(
 
 
 def test_the_command_prints_a_loadable_file_without_aws(
-    tmp_path, monkeypatch, postgres_server  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    postgres_server,  # noqa: F811
 ) -> None:
     """On a fresh clone with no AWS at all: one note on stderr, the file on stdout."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true"}
