@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: demo test lint dev install browser clean
+.PHONY: demo test lint dev install browser postgres clean
 
 install: $(STAMP) $(MANIFEST)
 
@@ -27,7 +27,11 @@ demo: install
 browser:
 	@bash .ci/install-browser || echo "warning: no Chromium; the browser test will fail (run .ci/install-browser as root)"
 
-test: install browser
+# The production-shape tests start Debian's PostgreSQL; installing it needs root (CI is root).
+postgres:
+	@bash .ci/install-postgres || echo "warning: no PostgreSQL; the production-shape tests will fail (run .ci/install-postgres as root)"
+
+test: install browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -14,7 +14,7 @@ from dagster import DagsterInstance
 from sf_lakehouse.config import resolve_settings
 from sf_lakehouse.runtime.deployed import print_instance_config
 from sf_lakehouse.runtime.instance import PASSWORD_VAR, Deployed, instance_yaml
-from sf_lakehouse_tests.postgres import PostgresServer, postgres_server  # noqa: F401
+from sf_lakehouse_tests.postgres import PostgresServer
 
 AWS_ENVIRONMENTS = ("development", "staging", "prod")
 DEPLOYED = Deployed(
@@ -46,7 +46,7 @@ def test_every_environment_file_loads_with_dagster(
     environment,
     tmp_path,
     monkeypatch,
-    postgres_server,  # noqa: F811
+    postgres_server,
 ) -> None:
     settings = resolve_settings(environment)
     text = instance_yaml(settings, DEPLOYED)
@@ -83,7 +83,7 @@ def test_every_environment_file_loads_with_dagster(
 def test_the_command_prints_a_loadable_file_without_aws(
     tmp_path,
     monkeypatch,
-    postgres_server,  # noqa: F811
+    postgres_server,
 ) -> None:
     """On a fresh clone with no AWS at all: one note on stderr, the file on stdout."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true"}
@@ -106,3 +106,23 @@ def test_local_and_misspelt_environments_are_one_line(capsys) -> None:
     assert print_instance_config("prd", offline=True) == 2
     err = capsys.readouterr().err
     assert "unknown environment 'prd'" in err and "prod" in err
+
+
+def test_dagster_cloud_yaml_names_the_same_code_location_and_roles() -> None:
+    """Dagster+ Hybrid runs the same image and location; the names follow the runtime's."""
+    from sf_lakehouse.config import REPO_ROOT
+    from sf_lakehouse.config.runtime import RuntimeNames
+    from sf_lakehouse.runtime.instance import LOCATION_NAME
+    from sf_lakehouse.runtime.services import DEFINITIONS_MODULE
+
+    document = yaml.safe_load((REPO_ROOT / "dagster_cloud.yaml").read_text(encoding="utf-8"))
+    [location] = document["locations"]
+    assert location["location_name"] == LOCATION_NAME
+    assert location["code_source"] == {"module_name": DEFINITIONS_MODULE}
+    ecs = location["container_context"]["ecs"]
+    names = RuntimeNames("prod")
+    assert ecs["task_role_arn"].endswith(f":role/{names.pipeline_role}")
+    assert ecs["execution_role_arn"].endswith(f":role/{names.execution_role}")
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert f"WORKDIR {location['working_directory']}" in dockerfile
+    assert f"SF_LAKEHOUSE_PROJECT_DIR={location['working_directory']}" in dockerfile
