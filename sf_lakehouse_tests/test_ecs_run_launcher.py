@@ -49,7 +49,8 @@ def test_a_run_is_launched_as_an_ecs_task(
     document["storage"]["postgres"]["postgres_db"].update(
         hostname=database.host, port=database.port, db_name=database.database
     )
-    del document["run_coordinator"]  # launch at once (the daemon's dequeue, without a daemon)
+    # Launch at once (what the daemon does when it dequeues the run), without a daemon.
+    document["run_coordinator"]["class"] = "DefaultRunCoordinator"
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
@@ -67,8 +68,6 @@ def test_a_run_is_launched_as_an_ecs_task(
             "launch",
             "-m",
             "sf_lakehouse.definitions",
-            "--location-name",
-            "sf_lakehouse",
             "-j",
             "sf_user_pipeline",
         ],
@@ -80,7 +79,9 @@ def test_a_run_is_launched_as_an_ecs_task(
     assert launched.returncode == 0, launched.stderr[-3000:]
 
     ecs = boto3.client("ecs")
-    [task_arn] = ecs.list_tasks(cluster=CLUSTER)["taskArns"]
+    tasks = ecs.list_tasks(cluster=CLUSTER)["taskArns"]
+    assert len(tasks) == 1, (tasks, launched.stdout[-3000:], launched.stderr[-3000:])
+    [task_arn] = tasks
     [task] = ecs.describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"]
     [override] = task["overrides"]["containerOverrides"]
     assert override["name"] == "run"
