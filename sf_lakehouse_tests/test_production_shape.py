@@ -216,9 +216,6 @@ def test_three_processes_on_postgres(
         _set_automation(
             web, "startSensor", "sensorSelector", "sensorName", "salesforce_change_sensor"
         )
-        _set_automation(
-            web, "startSchedule", "scheduleSelector", "scheduleName", "salesforce_pipeline_schedule"
-        )
         sensor_run = wait_for(
             lambda: _finished(instance, {"dagster/sensor_name": "salesforce_change_sensor"}),
             300,
@@ -237,33 +234,32 @@ def test_three_processes_on_postgres(
         _set_automation(web, "stopSensor", None, None, "salesforce_change_sensor")
         print(f"sensor run done at {time.monotonic() - started:.0f} s")
 
-        # The schedule (every minute in this config, turned on with the sensor) fires on its own.
-        scheduled = wait_for(
-            lambda: _finished(instance, {"dagster/schedule_name": "salesforce_pipeline_schedule"}),
-            240,
-            "a scheduled run to finish",
-            logs,
-        )
-        assert scheduled.status == DagsterRunStatus.SUCCESS, scheduled.run_id
-        _set_automation(web, "stopRunningSchedule", None, None, "salesforce_pipeline_schedule")
-        wait_for(lambda: not _in_progress(instance), 300, "every run to finish", logs)
-        print(f"scheduled run done at {time.monotonic() - started:.0f} s")
-
-        # A run's worker killed with SIGKILL while its step holds the sf_user pool slot.
+        # The schedule (every minute in this config) fires on its own; its run's worker is
+        # killed with SIGKILL while its step holds the sf_user pool slot (before its commit).
         (barrier / "commit.release").unlink()
         (barrier / "commit.reached").unlink(missing_ok=True)
-        victim_id = _launch(web, "sf_user_pipeline")
+        _set_automation(
+            web, "startSchedule", "scheduleSelector", "scheduleName", "salesforce_pipeline_schedule"
+        )
+        scheduled = wait_for(
+            lambda: _any_run(instance, {"dagster/schedule_name": "salesforce_pipeline_schedule"}),
+            150,
+            "the schedule to fire",
+            logs,
+        )
+        _set_automation(web, "stopRunningSchedule", None, None, "salesforce_pipeline_schedule")
+        victim_id = scheduled.run_id
         reached = wait_for(
             lambda: (
                 (barrier / "commit.reached").exists() and (barrier / "commit.reached").read_text()
             ),
-            240,
-            "the run to reach its commit",
+            300,
+            "the scheduled run to reach its commit",
             logs,
         )
         assert instance.event_log_storage.get_concurrency_info("sf_user").claimed_slots
         step_pid = int(reached.split()[0])
-        worker_pid = _parent(step_pid)
+        worker_pid = _run_worker(step_pid, processes.started["code-server"].pid)
         for pid in {worker_pid, step_pid, *descendants(worker_pid)}:
             _kill(pid)
         (barrier / "commit.release").touch()  # the retry may commit
@@ -370,8 +366,9 @@ def _finished(instance: DagsterInstance, tags: dict[str, str]) -> Any:
     return done[0] if done else None
 
 
-def _in_progress(instance: DagsterInstance) -> bool:
-    return any(not r.is_finished for r in instance.get_runs())
+def _any_run(instance: DagsterInstance, tags: dict[str, str]) -> Any:
+    runs = instance.get_runs(filters=RunsFilter(tags=tags))
+    return runs[0] if runs else None
 
 
 def _run_if(instance: DagsterInstance, run_id: str, status: DagsterRunStatus) -> Any:
@@ -390,6 +387,14 @@ def _check_results(web: DagsterDev, run_id: str) -> dict[str, bool]:
         for e in events
         if e["__typename"] == "AssetCheckEvaluationEvent"
     }
+
+
+def _run_worker(pid: int, code_server: int) -> int:
+    """The run worker: the step's ancestor the code server started."""
+    while (parent := _parent(pid)) != code_server:
+        assert parent > 1, "the step is not below the code server"
+        pid = parent
+    return pid
 
 
 def _parent(pid: int) -> int:
