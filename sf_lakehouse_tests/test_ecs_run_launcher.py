@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -31,6 +32,24 @@ ENV = "development"
 @pytest.fixture(autouse=True)
 def _quiet_moto() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+@pytest.fixture(autouse=True)
+def _fargate_task_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto sums each container's `memory` and fails on a Fargate task definition that sizes
+    only the task (as EcsRunLauncher's do, and AWS accepts): count a missing one as 0."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def calculate(task_definition: object) -> dict:
+        containers = task_definition.container_definitions  # type: ignore[attr-defined]
+        sized = [{**c, "memory": 0} if c.get("memory") is None else c for c in containers]
+        return original(SimpleNamespace(container_definitions=sized))
+
+    monkeypatch.setattr(
+        EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(calculate)
+    )
 
 
 def test_a_run_is_launched_as_an_ecs_task(
