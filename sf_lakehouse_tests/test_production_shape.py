@@ -124,10 +124,9 @@ def test_three_processes_on_postgres(
 ) -> None:
     started = time.monotonic()
     database = new_database(postgres_server, "sf_three_process")
-    # A config with one object, a schedule every minute, quick monitoring, the test database.
+    # The shipped objects, a schedule every minute, quick monitoring, the test database.
     config_dir = tmp_path / "config"
-    (config_dir / "objects").mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "config" / "objects" / "user.yml", config_dir / "objects")
+    shutil.copytree(REPO_ROOT / "config" / "objects", config_dir / "objects")
     config = yaml.safe_load((REPO_ROOT / "config" / "pipeline-config.yml").read_text())
     config["defaults"]["sensors"]["salesforce_change_interval_seconds"] = 5
     config["environments"]["local"]["schedules"]["pipeline"]["cron"] = "* * * * *"
@@ -212,7 +211,7 @@ def test_three_processes_on_postgres(
         wait_for(lambda: _location_loaded(web), 240, "the code location to load", logs)
 
         # The org changes; the sensor (turned on through GraphQL) starts the object's run.
-        emulator.set_clock(START + dt.timedelta(days=2))
+        emulator.set_clock(START + dt.timedelta(days=1))
         _set_automation(
             web, "startSensor", "sensorSelector", "sensorName", "salesforce_change_sensor"
         )
@@ -238,6 +237,7 @@ def test_three_processes_on_postgres(
         # killed with SIGKILL while its step holds the sf_user pool slot (before its commit).
         (barrier / "commit.release").unlink()
         (barrier / "commit.reached").unlink(missing_ok=True)
+        emulator.set_clock(START + dt.timedelta(days=3))  # more changes for the scheduled run
         _set_automation(
             web, "startSchedule", "scheduleSelector", "scheduleName", "salesforce_pipeline_schedule"
         )
