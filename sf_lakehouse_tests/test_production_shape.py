@@ -190,7 +190,7 @@ def test_three_processes_on_postgres(
         "AWS_DEFAULT_REGION": "eu-west-1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         # Writers of sf_user stop before their commit while commit.release is missing.
-        TEST_PAUSE_VAR: "commit:sf_user",
+        TEST_PAUSE_VAR: "commit:sf_raw_local.sf_user",
         TEST_BARRIER_VAR: str(barrier),
     }
     logs = tmp_path / "logs"
@@ -338,26 +338,21 @@ def _set_automation(
             ... on {kind.capitalize()} {{ {kind}State {{ id selectorId }} }} }} }}"""
         state = web.graphql(query)[f"{kind}OrError"][f"{kind}State"]
         if kind == "sensor":
-            body = f'mutation {{ stopSensor(id: "{state["id"]}") {{ __typename }} }}'
+            arguments = f'jobOriginId: "{state["id"]}", jobSelectorId: "{state["selectorId"]}"'
+            body = f"mutation {{ stopSensor({arguments}) {{ __typename }} }}"
         else:
-            body = f'mutation {{ stopRunningSchedule(id: "{state["id"]}") {{ __typename }} }}'
-        web.graphql(body)
+            arguments = (
+                f'scheduleOriginId: "{state["id"]}", scheduleSelectorId: "{state["selectorId"]}"'
+            )
+            body = f"mutation {{ stopRunningSchedule({arguments}) {{ __typename }} }}"
+        result = web.graphql(body)[mutation]
+        assert result["__typename"] in ("StopSensorMutationResult", "ScheduleStateResult"), result
         return
     body = f"""mutation {{ {mutation}({selector_arg}: {{repositoryLocationName: "{LOCATION}",
         repositoryName: "{REPOSITORY}", {field}: "{name}"}}) {{ __typename
         ... on PythonError {{ message }} }} }}"""
     result = web.graphql(body)[mutation]
     assert result["__typename"] != "PythonError", result
-
-
-def _launch(web: DagsterDev, job: str) -> str:
-    body = f"""mutation {{ launchRun(executionParams: {{selector: {{
-        repositoryLocationName: "{LOCATION}", repositoryName: "{REPOSITORY}",
-        jobName: "{job}"}}, mode: "default"}}) {{ __typename
-        ... on LaunchRunSuccess {{ run {{ runId }} }} ... on PythonError {{ message }} }} }}"""
-    result = web.graphql(body)["launchRun"]
-    assert result["__typename"] == "LaunchRunSuccess", result
-    return str(result["run"]["runId"])
 
 
 def _finished(instance: DagsterInstance, tags: dict[str, str]) -> Any:
