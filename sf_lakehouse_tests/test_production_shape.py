@@ -385,10 +385,11 @@ def _check_results(web: DagsterDev, run_id: str) -> dict[str, bool]:
 
 
 def _run_worker(pid: int, code_server: int) -> int:
-    """The run worker: the step's ancestor the code server started."""
-    while (parent := _parent(pid)) != code_server:
-        assert parent > 1, "the step is not below the code server"
-        pid = parent
+    """The run worker: the step's ancestor started by the gRPC server process that
+    `dagster code-server start` (a proxy) runs its definitions in."""
+    while (grandparent := _parent(_parent(pid))) != code_server:
+        assert grandparent > 1, "the step is not below the code server"
+        pid = _parent(pid)
     return pid
 
 
