@@ -60,6 +60,12 @@ ALLOWED_ACTIONS = {
         "ecs:StopTask",
         "logs:GetLogEvents",
         "iam:PassRole",
+        # monitoring (sf_lakehouse.aws.iam.monitoring_statements)
+        "cloudwatch:PutMetricData",
+        "cloudwatch:GetMetricData",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
     },
 }
 # The only actions with a `*` resource: AWS has no resource-level permission for them.
@@ -67,6 +73,8 @@ WILDCARD_RESOURCE_ALLOWED = {
     "ecr:GetAuthorizationToken",
     "ecs:RegisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
+    "cloudwatch:PutMetricData",  # only in the namespace SfLakehouse (a condition)
+    "cloudwatch:GetMetricData",
 }
 
 
@@ -89,7 +97,11 @@ def check_runtime_role(statements: list[dict], role: str) -> None:
                 assert set(actions) <= WILDCARD_RESOURCE_ALLOWED, f"{actions} on resource *"
                 continue
             assert f":{ACCOUNT}:" in resource or resource.startswith("arn:aws:s3:::"), resource
-            # This environment's resources only (the catalog and the shared repository aside).
+            # This environment's resources only (the catalog, the shared repository and the
+            # alerts key, held to this environment's alias by a condition, aside).
+            if resource.endswith(":key/*"):
+                assert "development" in json.dumps(statement["Condition"]), statement
+                continue
             assert "development" in resource or resource.endswith(
                 (":catalog", "repository/sf-lakehouse")
             ), resource

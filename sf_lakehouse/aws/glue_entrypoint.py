@@ -1,7 +1,9 @@
 """Script of the AWS Glue job `sf-extraction-<env>` (a Glue 5.0 job, Python 3.11).
 
 The same extraction as the in-process raw asset of one object (`--SF_OBJECT`): `extract_increment`,
-then one Iceberg append to the Glue catalog with the raw table's layout. It imports no Dagster
+the values that do not convert into the object's rejects table (`store_rejects`, reported through
+Pipes as a warning and `rejects_table`/`rows_rejected` metadata), then one Iceberg append to the
+Glue catalog with the raw table's layout. It imports no Dagster
 (the job installs only `dagster-pipes`). Dagster launches it through Pipes
 (`PipesGlueClient`): the run's context comes from, and the materialization metadata goes to,
 the scripts bucket. `sf-lakehouse deploy` uploads this file as the job's script and the
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
     from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
 
     from sf_lakehouse.config import load_config, resolve_settings
-    from sf_lakehouse.extraction import extract_increment
+    from sf_lakehouse.extraction import extract_increment, store_rejects
     from sf_lakehouse.lakehouse.tables import (
         RAW_LAYOUT,
         append_rows,
@@ -122,11 +124,16 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
             run_id=_run_id(pipes),
             extracted_at=dt.datetime.now(dt.UTC),
         )
+        metadata = increment.metadata(client.api_usage)
+        # As the in-process asset: the rejects first, so a failed append loses none of them.
+        stored = store_rejects(catalog, settings.raw_database, spec, increment.rejects)
+        if stored is not None:
+            metadata["rejects_table"], warning = stored
+            pipes.log.warning(warning)
         if table is None:
             table = ensure_table(catalog, identifier, increment.rows.schema, RAW_LAYOUT)
         append_rows(table, increment.rows)
         pipes.log.info(increment.summary())
-        metadata = increment.metadata(client.api_usage)
         pipes.report_asset_materialization(metadata=_pipes_metadata(metadata))
         return metadata
 

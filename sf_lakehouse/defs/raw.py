@@ -23,7 +23,7 @@ from dagster import (
 from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
 from sf_lakehouse.defs.pools import raw_pool
-from sf_lakehouse.extraction import extract_increment, rejects_identifier, write_rejects
+from sf_lakehouse.extraction import extract_increment, store_rejects
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
 from sf_lakehouse.salesforce.client import client_policy, connect
@@ -98,17 +98,12 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         )
         context.log.info(increment.summary())
         metadata = increment.metadata(client.api_usage)
-        if increment.rejected:
-            # Written before the rows (the IO manager appends those after this returns): a
-            # re-run after a failed append records them again under its own run id.
-            rejects_table = rejects_identifier(settings.raw_database, spec)
-            write_rejects(lakehouse.catalog(), rejects_table, increment.rejects)
-            first = increment.rejects.slice(0, 1).to_pylist()[0]
-            context.log.warning(
-                f"{increment.rejected} {spec.api_name} value(s) rejected into {rejects_table}; "
-                f"first: record {first['id']}: {first['reason']}"
-            )
-            metadata["rejects_table"] = rejects_table
+        # Written before the rows (the IO manager appends those after this returns): a re-run
+        # after a failed append records them again under its own run id.
+        stored = store_rejects(lakehouse.catalog(), settings.raw_database, spec, increment.rejects)
+        if stored is not None:
+            metadata["rejects_table"], warning = stored
+            context.log.warning(warning)
         return Output(increment.rows, metadata=dagster_metadata(metadata))
 
     return raw_records

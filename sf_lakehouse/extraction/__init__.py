@@ -39,6 +39,7 @@ from sf_lakehouse.extraction.rejects import (
     REJECTS_SCHEMA,
     rejects_identifier,
     rejects_table_name,
+    store_rejects,
     with_run_columns,
     write_rejects,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "read_watermark",
     "rejects_identifier",
     "rejects_table_name",
+    "store_rejects",
     "with_column_types",
     "with_run_columns",
     "write_rejects",

@@ -47,6 +47,7 @@ from sf_lakehouse.lakehouse.versions import (
     declared_unique_key,
     only_unstored_rows,
 )
+from sf_lakehouse.owner_only import private_dir
 
 CATALOG_NAME = "sf_lakehouse"
 WRITE_ID_PROPERTY = "sf-lakehouse-write-id"
@@ -161,10 +162,10 @@ def open_catalog(properties: Mapping[str, str]) -> Catalog:
     props = dict(properties)
     if props.get("type") == "sql":
         uri = props["uri"]
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        private_dir(Path(uri.removeprefix("sqlite:///")).parent)
         warehouse = props.get("warehouse", "")
         if warehouse.startswith("file://"):
-            Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+            private_dir(warehouse.removeprefix("file://"))
     return load_catalog(CATALOG_NAME, **props)
 
 

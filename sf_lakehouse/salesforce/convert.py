@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from sf_lakehouse.redact import shorten
 from sf_lakehouse.salesforce.types import FieldSpec, arrow_schema, parse_sf_datetime
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -218,13 +219,13 @@ def reject_reason(spec: FieldSpec, value: str | None) -> str:
     target = _type_name(spec.arrow_type)
     if spec.column_type is not None:
         return (
-            f"{spec.name}: {value!r} is not a {target}; the raw column {spec.column} is "
+            f"{spec.name}: {shorten(value)} is not a {target}; the raw column {spec.column} is "
             f"{target} but the org's describe now types {spec.name} as {spec.sf_type}: change "
             f"the column's type in the raw table, then re-extract from this record's "
             f"SystemModstamp"
         )
     return (
-        f"{spec.name}: {value!r} is not a {target}, though describe types {spec.name} as "
+        f"{spec.name}: {shorten(value)} is not a {target}, though describe types {spec.name} as "
         f"{spec.sf_type}; if the field's type changed in the org, change the raw column "
         f"{spec.column}'s type and re-extract, else have the org's admin fix the value"
     )

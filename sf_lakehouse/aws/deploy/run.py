@@ -17,7 +17,9 @@ from sf_lakehouse.aws.deploy import (
     s3,
     secrets,
     tables,
+    wheelhouse,
 )
+from sf_lakehouse.aws.deploy import monitoring as monitoring_resources
 from sf_lakehouse.aws.deploy.context import DeployContext
 from sf_lakehouse.aws.deploy.plan import (
     AwsDeployError,
@@ -63,6 +65,7 @@ def plan_deploy(
     package_dir: Path = PACKAGE_DIR,
     config_path: Path | None = None,
     image_uri: str | None = None,
+    wheelhouse_dir: Path | None = None,
 ) -> Plan:
     """Read the current AWS state and return what a deploy would change (changes nothing)."""
     ctx = DeployContext(
@@ -72,6 +75,7 @@ def plan_deploy(
         script_path=Path(script_path) if script_path is not None else DEFAULT_SCRIPT_PATH,
         package_dir=Path(package_dir),
         config_path=Path(config_path) if config_path is not None else settings.config_path,
+        wheelhouse=Path(wheelhouse_dir) if wheelhouse_dir is not None else None,
     )
     with aws_errors("sts caller identity", ("sts:GetCallerIdentity",)):
         ctx.account_id = str(ctx.client("sts").get_caller_identity()["Account"])
@@ -84,9 +88,11 @@ def plan_deploy(
     plan.steps += tables.plan_raw_tables(ctx)
     plan.steps += lakeformation.plan_lake_formation(ctx)
     plan.steps += glue.plan_job_artifacts(ctx)
+    plan.steps.append(wheelhouse.plan_wheelhouse(ctx))
     plan.steps.append(glue.plan_job(ctx))
     if settings.runtime is not None:  # the production Dagster runtime on ECS
         plan.steps += runtime.plan_runtime(ctx, image_uri)
+    plan.steps += monitoring_resources.plan_monitoring(ctx)
     plan.warnings += ctx.warnings
     plan.notes += ctx.notes
     return plan
@@ -116,6 +122,7 @@ def run_deploy(
     credentials_file: str | None = None,
     script_path: Path | None = None,
     image_uri: str | None = None,
+    wheelhouse_dir: Path | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
     stdin: TextIO | None = None,
@@ -136,7 +143,11 @@ def run_deploy(
             stdin=stdin,
         )
         plan = plan_deploy(
-            settings, credentials=credentials, script_path=script_path, image_uri=image_uri
+            settings,
+            credentials=credentials,
+            script_path=script_path,
+            wheelhouse_dir=wheelhouse_dir,
+            image_uri=image_uri,
         )
         print(format_plan(plan), file=out)
         for warning in plan.warnings:
