@@ -256,7 +256,7 @@ def test_three_processes_on_postgres(
             "the scheduled run to reach its commit",
             logs,
         )
-        assert instance.event_log_storage.get_concurrency_info("sf_user").claimed_slots
+        assert _slots_of(instance, "sf_user", victim_id)
         step_pid = int(reached.split()[0])
         worker_pid = _run_worker(step_pid, processes.started["code-server"].pid)
         for pid in {worker_pid, step_pid, *descendants(worker_pid)}:
@@ -270,7 +270,7 @@ def test_three_processes_on_postgres(
         )
         assert victim.status == DagsterRunStatus.FAILURE
         wait_for(
-            lambda: not instance.event_log_storage.get_concurrency_info("sf_user").claimed_slots,
+            lambda: not _slots_of(instance, "sf_user", victim_id),
             120,
             "the killed run's pool slot to be freed",
             logs,
@@ -359,6 +359,12 @@ def _finished(instance: DagsterInstance, tags: dict[str, str]) -> Any:
     runs = instance.get_runs(filters=RunsFilter(tags=tags))
     done = [r for r in runs if r.is_finished]
     return done[0] if done else None
+
+
+def _slots_of(instance: DagsterInstance, pool: str, run_id: str) -> list[Any]:
+    """The pool's slots a run holds (other runs, e.g. the next scheduled one, may hold more)."""
+    claimed = instance.event_log_storage.get_concurrency_info(pool).claimed_slots
+    return [slot for slot in claimed if slot.run_id == run_id]
 
 
 def _any_run(instance: DagsterInstance, tags: dict[str, str]) -> Any:
