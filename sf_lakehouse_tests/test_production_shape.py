@@ -143,7 +143,7 @@ def test_three_processes_on_postgres(
         "poll_interval_seconds": 5,
         "start_timeout_seconds": 180,
         "cancel_timeout_seconds": 60,
-        "free_slots_after_run_end_seconds": 0,
+        "free_slots_after_run_end_seconds": 5,
     }
     (config_dir / "pipeline-config.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     monkeypatch.setenv("SF_LAKEHOUSE_CONFIG", str(config_dir / "pipeline-config.yml"))

@@ -115,7 +115,8 @@ class RunMonitoring(StrictModel):
     start_timeout_seconds: int = Field(default=600, ge=60)
     cancel_timeout_seconds: int = Field(default=300, ge=30)
     poll_interval_seconds: int = Field(default=60, ge=5)
-    free_slots_after_run_end_seconds: int = Field(default=300, ge=0)
+    # 0 would switch freeing off (Dagster reads it as "not set").
+    free_slots_after_run_end_seconds: int = Field(default=300, ge=1)
 
 
 class RuntimeSection(StrictModel):
