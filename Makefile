@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: demo test test-fast nightly lint dev install browser wheelhouse clean
+.PHONY: demo test test-fast nightly lint dev install browser postgres wheelhouse clean
 
 install: $(STAMP) $(MANIFEST)
 
@@ -32,11 +32,15 @@ demo: install
 browser:
 	@bash .ci/install-browser || echo "warning: no Chromium; the browser test will fail (run .ci/install-browser as root)"
 
+# The production-shape tests start Debian's PostgreSQL; installing it needs root (CI is root).
+postgres:
+	@bash .ci/install-postgres || echo "warning: no PostgreSQL; the production-shape tests will fail (run .ci/install-postgres as root)"
+
 # Tiers (DEVELOPERS.md, "Which tests to run"): `make test` runs every test but the nightly
 # profiles (under 10 minutes on 2 cores); `make test-fast` the unit and contract tests (not
 # marked slow: under 2 minutes); `make nightly` the long property profiles and the throughput
 # floor of benchmarks/bulk_convert_rate.py.
-test: install browser wheelhouse
+test: install browser postgres wheelhouse
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -100,8 +100,28 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         domain=args.sf_domain,
         password_stdin=args.sf_password_stdin,
         credentials_file=args.credentials_file,
+        image_uri=args.image_uri,
         wheelhouse_dir=Path(args.wheelhouse) if args.wheelhouse else None,
     )
+
+
+def _image_arg(value: str) -> str:
+    import re
+
+    from sf_lakehouse.config.runtime import IMAGE_PATTERN
+
+    if not re.match(IMAGE_PATTERN, value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an image URI with a tag, e.g. "
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/sf-lakehouse:2026-12-03"
+        )
+    return value
+
+
+def cmd_instance_config(args: argparse.Namespace) -> int:
+    from sf_lakehouse.runtime.deployed import print_instance_config
+
+    return print_instance_config(args.environment, offline=args.offline)
 
 
 DEFAULT_WAIT_SECONDS = 300.0
@@ -246,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
         "domain}, readable only by you (chmod 600)",
     )
     deploy.add_argument(
+        "--image-uri",
+        type=_image_arg,
+        help="the image of the ECS services and runs (<registry>/sf-lakehouse:<tag>); "
+        "default: runtime.image",
+    )
+    deploy.add_argument(
         "--wheelhouse",
         help="a folder with a wheel of each pin the Glue job needs (default: downloaded once "
         "with pip into ~/.cache/sf-lakehouse/wheelhouse)",
@@ -255,6 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--sf-token", help=argparse.SUPPRESS)
     deploy.set_defaults(handler=cmd_deploy)
 
+    instance = commands.add_parser(
+        "instance-config",
+        help="print the dagster.yaml of a deployed environment (Postgres, ECS run launcher, ...)",
+    )
+    instance.add_argument("--environment", required=True, help="an AWS environment of the config")
+    instance.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not ask AWS for what deploy created (shown as <known after deploy>)",
+    )
+    instance.set_defaults(handler=cmd_instance_config)
     status = commands.add_parser(
         "status",
         help="per object: last run, freshness against its windows, rejects, API usage, last "

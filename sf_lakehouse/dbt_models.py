@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from sf_lakehouse.config.environment import DBT_PROJECT_DIR, REPO_ROOT
+from sf_lakehouse.config.environment import REPO_ROOT
+from sf_lakehouse.config.environment import dbt_project_dir as default_dbt_project_dir
 from sf_lakehouse.config.objects import (
     OBJECTS_DIR_NAME,
     ObjectSpec,
@@ -71,11 +72,12 @@ def dimension_partitioned_by(spec: ObjectSpec) -> list[str]:
     return ["is_current", f"bucket({spec.key_column}, {PARTITION_BUCKETS})"]
 
 
-def dimension_model_config(spec: ObjectSpec, project_dir: Path = DBT_PROJECT_DIR) -> dict[str, Any]:
+def dimension_model_config(spec: ObjectSpec, project_dir: Path | None = None) -> dict[str, Any]:
     """The dimension's dbt-athena table config (what `layout_from_model_config` reads): the
     shared marts config of dbt_project.yml plus the model's partitioning, for code that creates
     or checks the table outside dbt (deploy)."""
-    project = yaml.safe_load((project_dir / "dbt_project.yml").read_text(encoding="utf-8"))
+    project_file = (project_dir or default_dbt_project_dir()) / "dbt_project.yml"
+    project = yaml.safe_load(project_file.read_text(encoding="utf-8"))
     marts = project["models"][project["name"]]["marts"]
     config = {
         key.removeprefix("+"): value
@@ -457,7 +459,7 @@ if __name__ == "__main__":
 def code_version(spec: ObjectSpec, dbt_project_dir: Path | None = None) -> str:
     """A hash of what decides an object's dimension: its two models and the macros they call.
     A dimension built by other code is rebuilt in full (rule 8 holds across model changes)."""
-    project = dbt_project_dir or DBT_PROJECT_DIR
+    project = dbt_project_dir or default_dbt_project_dir()
     digest = hashlib.sha256()
     for path in (
         project / "macros" / "scd2.sql",

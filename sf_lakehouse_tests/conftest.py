@@ -15,6 +15,7 @@ from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.defs.dbt import dbt_command
 from sf_lakehouse_tests import network_guard
 from sf_lakehouse_tests.moto_server import aws_endpoint  # noqa: F401 - a fixture
+from sf_lakehouse_tests.postgres import postgres_server  # noqa: F401 - a fixture
 
 SF_VARS = (
     "SF_AUTH_METHOD",

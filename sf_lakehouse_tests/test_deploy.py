@@ -62,9 +62,11 @@ def test_deploy_twice_second_run_changes_nothing(aws_endpoint, capsys, user_org)
     # 4 buckets, 2 databases, role, secret, workgroup, 1 raw table (User), script, package,
     # config, 1 object spec, the job's wheelhouse, job = 16; monitoring: the topic's key, the
     # topic, the dashboard,
-    # 4 alarms of User + 2 of the environment, the Glue job rule = 10
-    assert len(first) == 26, out
-    assert "Applied 26 change(s)" in out
+    # 4 alarms of User + 2 of the environment, the Glue job rule = 10; the runtime without an
+    # image (test_runtime_deploy.py): repository, log group, 3 security groups and their
+    # ingress, 2 roles, Cloud Map, the Postgres secret, subnet group and instance, cluster = 15
+    assert len(first) == 41, out
+    assert "Applied 41 change(s)" in out
     assert "are created by dbt's first build on Athena" in out
 
     # No terminal and no --yes: fine, there is nothing to apply.
@@ -80,7 +82,7 @@ def test_deploy_twice_second_run_changes_nothing(aws_endpoint, capsys, user_org)
 def test_without_a_terminal_nothing_changes_unless_yes(aws_endpoint, capsys, user_org) -> None:
     code, out, _ = deploy(capsys, "--credentials-file", str(user_org.credentials))
     assert code == 1
-    assert "Not a terminal: nothing was changed; pass --yes to apply these 26 change(s)" in out
+    assert "Not a terminal: nothing was changed; pass --yes to apply these 41 change(s)" in out
     assert boto3.client("s3").list_buckets()["Buckets"] == []
     assert boto3.client("iam").list_roles()["Roles"] == []
 
@@ -88,7 +90,7 @@ def test_without_a_terminal_nothing_changes_unless_yes(aws_endpoint, capsys, use
 def test_dry_run_on_a_fresh_account_creates_nothing(aws_endpoint, capsys, user_org) -> None:
     code, out, err = deploy(capsys, "--dry-run", "--credentials-file", str(user_org.credentials))
     assert code == 0, err
-    assert "Dry run: nothing was changed (26 change(s) planned)" in out
+    assert "Dry run: nothing was changed (41 change(s) planned)" in out
     assert set(plan_lines(out).values()) == {"create"}
     assert "password: ***" in out and "security_token: ***" in out
     secret = emulator_secret(user_org.emulator)

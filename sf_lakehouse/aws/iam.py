@@ -238,3 +238,91 @@ def pipeline_catalog_statements(settings: Settings, account_id: str) -> list[dic
             ],
         },
     ]
+
+
+# --- the pipeline identity (the role Dagster runs as: `SfLakehousePipeline-<env>` on ECS) -----
+
+ATHENA_QUERY_ACTIONS = (
+    "athena:StartQueryExecution",
+    "athena:GetQueryExecution",
+    "athena:GetQueryResults",
+    "athena:StopQueryExecution",
+    "athena:GetWorkGroup",
+)
+TABLE_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+GLUE_JOB_RUN_ACTIONS = ("glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns")
+
+
+def pipeline_identity_statements(settings: Settings, account_id: str) -> list[dict[str, Any]]:
+    """What a pipeline run does (README 'IAM permissions', the pipeline identity):
+
+    - the environment's Salesforce secret;
+    - Glue: read and write both databases' tables, drop tables of the curated one only
+      (`pipeline_catalog_statements`);
+    - S3: objects under both databases' prefixes and the Athena results;
+    - Athena: queries in the environment's workgroup;
+    - in Glue mode: runs of the extraction job and its Pipes messages;
+    - monitoring (`monitoring_statements`): run metrics, the alerts topic, the Slack token.
+    """
+    aws = settings.require_aws()
+    region = aws.region
+    glue_prefix = f"arn:aws:glue:{region}:{account_id}"
+    table_prefixes = {
+        aws.bucket("raw"): settings.raw_database,
+        aws.bucket("staging"): settings.curated_database,
+    }
+    results = aws.bucket("athena-results")
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "SalesforceSecret",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": [secret_arn(settings, account_id)],
+        },
+        *pipeline_catalog_statements(settings, account_id),
+        {
+            "Sid": "TableObjects",
+            "Effect": "Allow",
+            "Action": list(TABLE_OBJECT_ACTIONS),
+            "Resource": [f"arn:aws:s3:::{b}/{db}/*" for b, db in table_prefixes.items()]
+            + [f"arn:aws:s3:::{results}/*"],
+        },
+        *(
+            {
+                "Sid": f"TableListing{index}",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+                "Condition": {"StringLike": {"s3:prefix": [db, f"{db}/*"]}},
+            }
+            for index, (bucket, db) in enumerate(table_prefixes.items(), start=1)
+        ),
+        {
+            "Sid": "AthenaResultsBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": [f"arn:aws:s3:::{results}"],
+        },
+        {
+            "Sid": "AthenaQueries",
+            "Effect": "Allow",
+            "Action": list(ATHENA_QUERY_ACTIONS),
+            "Resource": [f"arn:aws:athena:{region}:{account_id}:workgroup/{aws.athena_workgroup}"],
+        },
+    ]
+    if settings.extraction_mode == "glue":
+        statements += [
+            {
+                "Sid": "GlueJobRuns",
+                "Effect": "Allow",
+                "Action": list(GLUE_JOB_RUN_ACTIONS),
+                "Resource": [f"{glue_prefix}:job/{aws.glue_job_name}"],
+            },
+            {
+                "Sid": "PipesMessages",
+                "Effect": "Allow",
+                "Action": list(TABLE_OBJECT_ACTIONS),
+                "Resource": [f"arn:aws:s3:::{aws.bucket('scripts')}/{PIPES_PREFIX}*"],
+            },
+        ]
+    return statements + monitoring_statements(settings, account_id)

@@ -36,15 +36,25 @@ from sf_lakehouse.config.objects import (
     ObjectSpec,
     load_object_specs,
 )
+from sf_lakehouse.config.runtime import (
+    MAX_RUNTIME_ENVIRONMENT_NAME,
+    RuntimeNames,
+    RuntimeSection,
+)
 
 ENV_VAR = "SF_LAKEHOUSE_ENV"
 HOME_VAR = "SF_LAKEHOUSE_HOME"
 CONFIG_VAR = "SF_LAKEHOUSE_CONFIG"
 DEFAULT_ENVIRONMENT = "local"
 
+PROJECT_DIR_VAR = "SF_LAKEHOUSE_PROJECT_DIR"
+
+# The source checkout this package was imported from (an editable install, the tests); an
+# installed copy (the image) finds `config/` and `dbt_project/` through `project_dir()`.
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "pipeline-config.yml"
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DBT_FOLDER = "dbt_project"
+CONFIG_FILE = Path("config") / "pipeline-config.yml"
+DBT_PROJECT_DIR = REPO_ROOT / DBT_FOLDER
 BUCKET_KINDS = ("raw", "staging", "scripts", "athena-results")
 
 
@@ -195,6 +205,8 @@ class EnvironmentConfig(StrictModel):
     alerts: Alerts
     bucket_prefix: str | None = None
     aws: AwsSection | None = None
+    # The production Dagster runtime on ECS (sf_lakehouse/config/runtime.py); AWS environments.
+    runtime: RuntimeSection | None = None
 
     @field_validator("bucket_prefix")
     @classmethod
@@ -305,6 +317,27 @@ class Settings:
             bucket_prefix=self.config.bucket_prefix,
             athena_workgroup=self.config.aws.athena_workgroup,
         )
+
+    @property
+    def runtime(self) -> RuntimeSection | None:
+        return self.config.runtime if self.aws is not None else None
+
+    def require_runtime(self) -> tuple[RuntimeSection, RuntimeNames]:
+        """The runtime section of an AWS environment and its names, or one line saying why not."""
+        self.require_aws()
+        runtime = self.runtime
+        if runtime is None:
+            raise ConfigError(
+                f"{self.config_path}: environments.{self.environment} has no runtime section "
+                "(subnets, webserver, postgres); add one (see README 'In production')"
+            )
+        if len(self.environment) > MAX_RUNTIME_ENVIRONMENT_NAME:
+            raise ConfigError(
+                f"{self.config_path}: environment name {self.environment!r} is longer than "
+                f"{MAX_RUNTIME_ENVIRONMENT_NAME} characters, too long for the names of its ECS "
+                "run task definitions; use a shorter name"
+            )
+        return runtime, RuntimeNames(self.environment)
 
     def require_aws(self) -> AwsSettings:
         aws = self.aws
@@ -428,8 +461,30 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def project_dir() -> Path:
+    """Where `config/` and `dbt_project/` are: `SF_LAKEHOUSE_PROJECT_DIR` (the image sets it),
+    else the source checkout this package runs from."""
+    configured = os.environ.get(PROJECT_DIR_VAR)
+    root = Path(configured).expanduser().resolve() if configured else REPO_ROOT
+    if not (root / DBT_FOLDER / "dbt_project.yml").is_file():
+        where = f"{PROJECT_DIR_VAR}={configured}" if configured else f"the package's folder {root}"
+        raise ConfigError(
+            f"no dbt_project/ in {where}: this is an installed copy of sf_lakehouse; set "
+            f"{PROJECT_DIR_VAR} to the folder holding config/ and dbt_project/ (the image sets it)"
+        )
+    return root
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project the definitions and runs use (`<project dir>/dbt_project`)."""
+    return project_dir() / DBT_FOLDER
+
+
 def config_path_from_environment() -> Path:
-    return Path(os.environ.get(CONFIG_VAR) or DEFAULT_CONFIG_PATH)
+    configured = os.environ.get(CONFIG_VAR)
+    if configured:
+        return Path(configured)
+    return project_dir() / CONFIG_FILE
 
 
 def load_config(path: Path | None = None) -> dict[str, Any]:

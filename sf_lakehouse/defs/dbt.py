@@ -27,7 +27,7 @@ from dagster_dbt import (
     get_asset_key_for_model,
 )
 
-from sf_lakehouse.config import DBT_PROJECT_DIR, ObjectSpec
+from sf_lakehouse.config import ObjectSpec, dbt_project_dir
 from sf_lakehouse.config.objects import CURATED_PREFIX, STAGING_PREFIX
 from sf_lakehouse.dbt_models import code_version
 from sf_lakehouse.defs import CURATED_GROUP, OWNERS, freshness_policy
@@ -107,7 +107,7 @@ class LakehouseDbtTranslator(DagsterDbtTranslator):
 def dbt_command(*args: str, target: str = "local") -> list[str]:
     """A dbt command line for this project, with the dbt of this environment (dagster-dbt's
     own preparer needs dbt on PATH, which an unactivated venv does not give)."""
-    project = str(DBT_PROJECT_DIR)
+    project = str(dbt_project_dir())
     return [
         dbt_executable(),
         *args,
@@ -129,8 +129,9 @@ def manifest_is_current(manifest: Path) -> bool:
     if not manifest.is_file():
         return False
     built = manifest.stat().st_mtime
-    for path in DBT_PROJECT_DIR.rglob("*"):
-        relative = path.relative_to(DBT_PROJECT_DIR)
+    project_dir = dbt_project_dir()
+    for path in project_dir.rglob("*"):
+        relative = path.relative_to(project_dir)
         if relative.parts[0] in _DBT_OUTPUT_DIRS or not path.is_file():
             continue
         if path.stat().st_mtime > built:
@@ -144,7 +145,7 @@ def parse_dbt_project() -> None:
     dbt parses into a private folder and the manifest is moved into place by one rename: under
     `dagster dev` every run worker loads the definitions, and a manifest rewritten in place
     was read half-written by another process (a JSON decode error that failed the run)."""
-    target = DBT_PROJECT_DIR / "target"
+    target = dbt_project_dir() / "target"
     target.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="parse-", dir=target) as scratch:
         state = target / PARTIAL_PARSE_FILE
@@ -156,7 +157,8 @@ def parse_dbt_project() -> None:
 
 
 def dbt_project() -> DbtProject:
-    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
+    project_dir = dbt_project_dir()
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir, target="local")
     # Under `dagster dev` re-parse when a model changed, so edits show up; elsewhere use the
     # manifest that `make` (or `sf-lakehouse add-object`) built, and say so when it is missing.
     manifest = Path(project.manifest_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sf_lakehouse.aws.pipes import pipes_glue_client
-from sf_lakehouse.config import DBT_PROJECT_DIR, Settings
+from sf_lakehouse.config import Settings, dbt_project_dir
 from sf_lakehouse.defs.dbt_cli import LakehouseDbtCliResource
 from sf_lakehouse.lakehouse.io_manager import IcebergIOManager
 from sf_lakehouse.lakehouse.resource import LakehouseResource
@@ -41,6 +41,7 @@ def lakehouse_resource(settings: Settings) -> LakehouseResource:
 
 def build_resources(settings: Settings) -> dict[str, Any]:
     lakehouse = lakehouse_resource(settings)
+    project_dir = str(dbt_project_dir())
     resources: dict[str, Any] = {}
     if settings.extraction_mode == "glue":
         resources["pipes_glue"] = pipes_glue_client(settings)
@@ -49,8 +50,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "iceberg_io_manager": IcebergIOManager(lakehouse=lakehouse),
         "salesforce": salesforce_from_environment(settings),
         "dbt": LakehouseDbtCliResource(
-            project_dir=str(DBT_PROJECT_DIR),
-            profiles_dir=str(DBT_PROJECT_DIR),
+            project_dir=project_dir,
+            profiles_dir=project_dir,
             target=settings.dbt_target,
             dbt_executable=dbt_executable(),
         ),

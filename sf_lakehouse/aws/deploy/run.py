@@ -13,6 +13,7 @@ from sf_lakehouse.aws.deploy import (
     glue,
     iam,
     lakeformation,
+    runtime,
     s3,
     secrets,
     tables,
@@ -63,6 +64,7 @@ def plan_deploy(
     script_path: Path | None = None,
     package_dir: Path = PACKAGE_DIR,
     config_path: Path | None = None,
+    image_uri: str | None = None,
     wheelhouse_dir: Path | None = None,
 ) -> Plan:
     """Read the current AWS state and return what a deploy would change (changes nothing)."""
@@ -88,6 +90,8 @@ def plan_deploy(
     plan.steps += glue.plan_job_artifacts(ctx)
     plan.steps.append(wheelhouse.plan_wheelhouse(ctx))
     plan.steps.append(glue.plan_job(ctx))
+    if settings.runtime is not None:  # the production Dagster runtime on ECS
+        plan.steps += runtime.plan_runtime(ctx, image_uri)
     plan.steps += monitoring_resources.plan_monitoring(ctx)
     plan.warnings += ctx.warnings
     plan.notes += ctx.notes
@@ -117,6 +121,7 @@ def run_deploy(
     password_stdin: bool = False,
     credentials_file: str | None = None,
     script_path: Path | None = None,
+    image_uri: str | None = None,
     wheelhouse_dir: Path | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
@@ -142,6 +147,7 @@ def run_deploy(
             credentials=credentials,
             script_path=script_path,
             wheelhouse_dir=wheelhouse_dir,
+            image_uri=image_uri,
         )
         print(format_plan(plan), file=out)
         for warning in plan.warnings:
