@@ -78,14 +78,8 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
     from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
 
     from sf_lakehouse.config import load_config, resolve_settings
-    from sf_lakehouse.extraction import extract_increment
-    from sf_lakehouse.lakehouse.tables import (
-        RAW_LAYOUT,
-        append_rows,
-        ensure_table,
-        load_table_or_none,
-        open_catalog,
-    )
+    from sf_lakehouse.extraction import extract_increment, rejects_identifier, store_increment
+    from sf_lakehouse.lakehouse.tables import load_table_or_none, open_catalog
     from sf_lakehouse.salesforce.client import connect, connection_from_environment
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -122,9 +116,8 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
             run_id=_run_id(pipes),
             extracted_at=dt.datetime.now(dt.UTC),
         )
-        if table is None:
-            table = ensure_table(catalog, identifier, increment.rows.schema, RAW_LAYOUT)
-        append_rows(table, increment.rows)
+        rejects_table = rejects_identifier(settings.raw_database, spec)
+        store_increment(catalog, identifier, rejects_table, increment)
         pipes.log.info(increment.summary())
         metadata = increment.metadata(client.api_usage)
         pipes.report_asset_materialization(metadata=_pipes_metadata(metadata))

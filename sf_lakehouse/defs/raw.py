@@ -10,20 +10,25 @@ reports the same metadata back).
 import datetime as dt
 from typing import Any
 
-import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
-    Output,
+    TableSchema,
     asset,
 )
 
 from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
 from sf_lakehouse.defs.pools import raw_pool
-from sf_lakehouse.extraction import extract_increment, rejects_identifier, write_rejects
+from sf_lakehouse.extraction import (
+    Increment,
+    extract_increment,
+    rejects_identifier,
+    store_increment,
+)
+from sf_lakehouse.lakehouse.io_manager import column_schema
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
 from sf_lakehouse.salesforce.client import client_policy, connect
@@ -41,11 +46,29 @@ def dagster_metadata(values: dict[str, Any]) -> dict[str, Any]:
             converted[name] = MetadataValue.text("none")
         elif name == "soql":
             converted[name] = MetadataValue.md(f"```sql\n{value}\n```")
+        elif isinstance(value, TableSchema):
+            converted[name] = value
         elif isinstance(value, list):
             converted[name] = MetadataValue.json(value)
         else:
             converted[name] = value
     return converted
+
+
+def report_lines(increment: Increment, rejects_table: str) -> list[str]:
+    """The warnings of one extraction: set-aside values, type changes, future stamps."""
+    lines = [change.describe() for change in increment.type_changes]
+    if increment.rejected:
+        first = increment.rejects.slice(0, 1).to_pylist()[0]
+        lines.append(
+            f"{increment.object_name}: {increment.rejected} value(s) set aside into "
+            f"{rejects_table} (their versions are stored); first: record {first['id']}: "
+            f"{first['reason']}"
+        )
+    future = increment.future_warning()
+    if future:
+        lines.append(future)
+    return lines
 
 
 def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
@@ -78,7 +101,6 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
 
     @asset(
         **common,
-        io_manager_key="iceberg_io_manager",
         kinds={"salesforce", "iceberg", "python"},
         description=description,
     )
@@ -86,7 +108,7 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         context: AssetExecutionContext,
         salesforce: SalesforceResource,
         lakehouse: LakehouseResource,
-    ) -> Output[pa.Table]:
+    ) -> MaterializeResult:
         # The environment's timeouts, retries and API quota guard (`salesforce.*`).
         client = connect(salesforce.connection_settings().replace(policy=client_policy(settings)))
         increment = extract_increment(
@@ -98,18 +120,22 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         )
         context.log.info(increment.summary())
         metadata = increment.metadata(client.api_usage)
+        rejects_table = rejects_identifier(settings.raw_database, spec)
+        catalog = lakehouse.catalog()
+        # Rejects, a type change's column, then the rows with the run's watermark (the same
+        # write as the Glue job's).
+        written = store_increment(catalog, identifier, rejects_table, increment)
+        for line in report_lines(increment, rejects_table):
+            context.log.warning(line)
         if increment.rejected:
-            # Written before the rows (the IO manager appends those after this returns): a
-            # re-run after a failed append records them again under its own run id.
-            rejects_table = rejects_identifier(settings.raw_database, spec)
-            write_rejects(lakehouse.catalog(), rejects_table, increment.rejects)
-            first = increment.rejects.slice(0, 1).to_pylist()[0]
-            context.log.warning(
-                f"{increment.rejected} {spec.api_name} value(s) rejected into {rejects_table}; "
-                f"first: record {first['id']}: {first['reason']}"
-            )
             metadata["rejects_table"] = rejects_table
-        return Output(increment.rows, metadata=dagster_metadata(metadata))
+        table = lakehouse.load_table(spec.raw_asset_key)
+        if table is not None:
+            snapshot = table.current_snapshot()
+            metadata["dagster/column_schema"] = column_schema(table)
+            metadata["snapshot_id"] = str(snapshot.snapshot_id) if snapshot else "none"
+        metadata["rows_written"] = written
+        return MaterializeResult(metadata=dagster_metadata(metadata))
 
     return raw_records
 

@@ -80,7 +80,7 @@ class SalesforceEmulator:
         self._org_id = salesforce_id("00D", 1)
         self._user_id = salesforce_id("005", 999_999)
         self._auth = Authenticator(credentials, self._org_id, self._user_id)
-        self._rest = RestApi(self.org, self.visible_now, self.faults)
+        self._rest = RestApi(self.org, self.visible_now, self.faults, now=self.now)
         self._bulk = BulkApi(
             self.org,
             self.now,
