@@ -1,4 +1,5 @@
-"""`sf-lakehouse`: demo, run, repair, emulator, generate-org, query, add-object, verify, deploy.
+"""`sf-lakehouse`: demo, run, repair, emulator, generate-org, query, add-object, verify, deploy,
+re-extract, acknowledge-type-change.
 
 Exit codes: 0 done; 1 a run (or one of its checks) failed; 2 bad configuration or arguments;
 3 the lakehouse is busy (another command held its lock longer than --wait); 128+N stopped by
@@ -128,6 +129,7 @@ def _seconds_arg(value: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from sf_lakehouse.commands.demo import cmd_demo
+    from sf_lakehouse.commands.reextract import add_parsers as add_reextract_parsers
     from sf_lakehouse.commands.run import cmd_repair, cmd_run
     from sf_lakehouse.emulator.cli import (
         add_emulator_arguments,
@@ -246,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--sf-password", help=argparse.SUPPRESS)
     deploy.add_argument("--sf-token", help=argparse.SUPPRESS)
     deploy.set_defaults(handler=cmd_deploy)
+    add_reextract_parsers(commands, _add_wait)
     return parser
 
 

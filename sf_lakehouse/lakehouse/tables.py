@@ -249,6 +249,11 @@ def _set_properties(table: Table, properties: Mapping[str, str]) -> None:
         tx.set_properties(dict(properties))
 
 
+def set_properties(table: Table, properties: Mapping[str, str]) -> None:
+    """Set table properties in one commit (retried when another writer commits first)."""
+    _with_commit_retries(table, lambda t: _set_properties(t, properties))
+
+
 def _table_name(table: Table) -> str:
     return ".".join(table.name())
 
