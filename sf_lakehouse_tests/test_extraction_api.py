@@ -328,9 +328,7 @@ def test_a_number_field_made_text_loses_no_version(
     store_increment(catalog, identifier, rejects, first)
     second_org = emulator_factory(after, now=BASE + dt.timedelta(hours=3))
     run2 = {**RUN, "run_id": "run-2"}
-    second = extract_increment(
-        client_for(second_org), catalog.load_table(identifier), spec, **run2
-    )
+    second = extract_increment(client_for(second_org), catalog.load_table(identifier), spec, **run2)
     assert second.rejected == 0
     [change] = second.type_changes
     assert (change.field, change.old_type, change.new_type) == ("Headcount__c", "number", "text")

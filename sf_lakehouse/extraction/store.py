@@ -15,7 +15,6 @@ from sf_lakehouse.lakehouse.tables import (
     RAW_LAYOUT,
     append_rows,
     ensure_table,
-    load_table_or_none,
     widen_columns,
 )
 
@@ -27,8 +26,7 @@ def store_increment(
     corrections (stored versions read again) are appended beside the first read: rule 1 keeps
     the latest read of a version."""
     write_rejects(catalog, rejects_identifier, increment.rejects)
-    if increment.rows.num_rows == 0 and load_table_or_none(catalog, raw_identifier) is None:
-        return 0
+    # Created on the first run even when empty: dbt reads it as the staging model's source.
     table = ensure_table(catalog, raw_identifier, increment.rows.schema, RAW_LAYOUT)
     changes = change_properties(increment.type_changes)
     widened = widened_columns(increment.type_changes)
