@@ -249,3 +249,30 @@ def run_summary(done: subprocess.CompletedProcess, warnings: int = 0) -> list[st
     assert len(lines) <= 5 + warnings, lines
     assert sum(line.strip().startswith("warning: ") for line in lines) == warnings, lines
     return lines
+
+
+def test_a_moved_or_copied_home_is_refused_in_one_line(tmp_path: Path, env: dict[str, str]) -> None:
+    """Regression (issue 16, item 11): a copied home (a restored backup) wrote into the
+    original's warehouse, and a moved one failed on a path of its old place. Iceberg keeps
+    absolute locations, so both are refused at start with one line saying what to do; the
+    original's files are never touched."""
+    original = tmp_path / "lakehouse"
+    settings = home_settings(original)
+    catalog = open_catalog(settings.catalog_properties())
+    stamp = pa.array([at(0).replace(tzinfo=None)], pa.timestamp("us"))
+    rows = pa.table({"id": ["005000000000000AAA"], "systemmodstamp": stamp, "_extracted_at": stamp})
+    append_rows(ensure_table(catalog, "sf_raw_local.sf_user", rows.schema, RAW_LAYOUT), rows)
+    before = sorted(p.relative_to(original) for p in original.rglob("*") if p.is_file())
+    copy = tmp_path / "restored"
+    shutil.copytree(original, copy)
+    copied = {**env, "SF_LAKEHOUSE_HOME": str(copy)}
+    for args in (("run", "--quiet"), ("query", "select count(*) from sf_raw_local.sf_user")):
+        line = one_line(cli(copied, *args))
+        assert (
+            f"moved or copied from {original}" in line and f"SF_LAKEHOUSE_HOME={original}" in line
+        )
+    assert sorted(p.relative_to(original) for p in original.rglob("*") if p.is_file()) == before
+    moved = tmp_path / "moved"
+    shutil.move(original, moved)
+    line = one_line(cli({**env, "SF_LAKEHOUSE_HOME": str(moved)}, "query", "select 1"))
+    assert f"move the home back to {original}" in line

@@ -1,7 +1,8 @@
 """What `sf-lakehouse run` checks before it records a run: a mistake found here is one line and
 exit 2, and no failed (or, for the next command, "killed") run is left in the instance.
 
-- the lakehouse home can be written (not read-only, not a file, not a full disk);
+- the lakehouse home can be written (not read-only, not a file, not a full disk), and was not
+  moved or copied from elsewhere (its tables would point into the other home);
 - the Salesforce connection settings are usable (an `http://` login URL is refused: credentials
   never travel in clear text; SF_LOGIN_URL/SF_CA_BUNDLE next to a Secrets Manager secret);
 - the dbt models were rendered from today's object specs (a spec whose `track:` changed without
@@ -91,6 +92,9 @@ def check_models_rendered(settings: Settings) -> None:
 def preflight(settings: Settings, environ: Mapping[str, str]) -> None:
     """Every check above, before a run is recorded (raises ConfigError subclasses: exit 2)."""
     if settings.is_local:
+        from sf_lakehouse.lakehouse.home import check_home_location
+
         check_home_writable(settings.home)
+        check_home_location(settings.home, settings.catalog_db_path, settings.warehouse_dir)
     check_connection_settings(settings, environ)
     check_models_rendered(settings)

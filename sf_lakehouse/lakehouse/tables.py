@@ -42,6 +42,7 @@ from pyiceberg.transforms import (
 )
 
 from sf_lakehouse.lakehouse.arrow import changed_types, empty_with_types, is_one_of
+from sf_lakehouse.lakehouse.home import check_home_location
 from sf_lakehouse.lakehouse.versions import (
     UNIQUE_KEY_PROPERTY,
     declared_unique_key,
@@ -160,11 +161,14 @@ def open_catalog(properties: Mapping[str, str]) -> Catalog:
     """Load the pyiceberg catalog; for the local SQL catalog, create its directories first."""
     props = dict(properties)
     if props.get("type") == "sql":
-        uri = props["uri"]
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(props["uri"].removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
         warehouse = props.get("warehouse", "")
         if warehouse.startswith("file://"):
-            Path(warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+            local = Path(warehouse.removeprefix("file://"))
+            # A moved or copied home is refused before anything is read or written.
+            check_home_location(local.parent, database, local)
+            local.mkdir(parents=True, exist_ok=True)
     return load_catalog(CATALOG_NAME, **props)
 
 
