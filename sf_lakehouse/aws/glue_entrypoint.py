@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
     from sf_lakehouse.extraction import extract_increment, rejects_identifier, store_increment
     from sf_lakehouse.lakehouse.tables import load_table_or_none, open_catalog
     from sf_lakehouse.salesforce.client import connect, connection_from_environment
+    from sf_lakehouse.salesforce.deadline import extraction_deadline
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="sf-extraction")
@@ -105,7 +106,9 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
         context_loader=PipesS3ContextLoader(client=s3),
         message_writer=PipesS3MessageWriter(client=s3, interval=1),
     ) as pipes:
-        client = connect(connection_from_environment(settings, os.environ))
+        client = connect(
+            connection_from_environment(settings, os.environ), deadline=extraction_deadline(spec)
+        )
         catalog = open_catalog(settings.catalog_properties())
 
         table = load_table_or_none(catalog, identifier)

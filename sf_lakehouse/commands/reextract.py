@@ -33,6 +33,7 @@ def cmd_re_extract(args: argparse.Namespace) -> int:
     from sf_lakehouse.lakehouse.tables import load_table_or_none, open_catalog
     from sf_lakehouse.salesforce.client import connect
     from sf_lakehouse.salesforce.connection import connection_from_environment
+    from sf_lakehouse.salesforce.deadline import extraction_deadline
 
     if args.env_file:
         apply_environment(load_env_file(Path(args.env_file)))
@@ -48,7 +49,9 @@ def cmd_re_extract(args: argparse.Namespace) -> int:
         rejects = rejects_identifier(settings.raw_database, spec)
         table = load_table_or_none(catalog, identifier)
         reread = pending_corrections(catalog, table, rejects, args.since)
-        client = connect(connection_from_environment(settings, os.environ))
+        client = connect(
+            connection_from_environment(settings, os.environ), deadline=extraction_deadline(spec)
+        )
         increment = extract_increment(
             client,
             table,

@@ -105,6 +105,12 @@ class ExtractionOptions(StrictModel):
     # values to `<column>__<type>` (nothing rewritten). Announced by the check
     # raw_column_types_unchanged until acknowledged.
     on_type_change: Literal["widen", "new_column"] = "widen"
+    # The overall deadline of one extraction of this object (login, every request, retry,
+    # backoff, Bulk poll and slow body together): a stalled or trickling server ends the run
+    # in this time with one line, nothing appended.
+    deadline_seconds: float = Field(default=240, gt=0, le=86_400)
+    # The same for one change-sensor tick's question about this object.
+    probe_deadline_seconds: float = Field(default=60, gt=0, le=3_600)
 
 
 class ObjectSpec(StrictModel):

@@ -32,6 +32,7 @@ from sf_lakehouse.lakehouse.io_manager import column_schema
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
 from sf_lakehouse.salesforce.client import client_policy, connect
+from sf_lakehouse.salesforce.deadline import extraction_deadline
 from sf_lakehouse.salesforce.resource import SalesforceResource
 
 
@@ -109,8 +110,12 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         salesforce: SalesforceResource,
         lakehouse: LakehouseResource,
     ) -> MaterializeResult:
-        # The environment's timeouts, retries and API quota guard (`salesforce.*`).
-        client = connect(salesforce.connection_settings().replace(policy=client_policy(settings)))
+        # The environment's timeouts, retries and API quota guard (`salesforce.*`), and the
+        # object's overall deadline from the login on.
+        client = connect(
+            salesforce.connection_settings().replace(policy=client_policy(settings)),
+            deadline=extraction_deadline(spec),
+        )
         increment = extract_increment(
             client,
             lakehouse.load_table(spec.raw_asset_key),

@@ -12,7 +12,8 @@ eligible event of that fault), neither meaning every eligible event; ``path`` na
 requests whose path starts with it. Events, per kind:
 
 - request faults (``session_expired``, ``rate_limited``, ``http_500``/``http_502``/``http_503``,
-  ``reset``, ``stall``): each API request under ``/services/data``; the login endpoints
+  ``reset``, ``stall``, ``trickle``: the answer's body sent one byte every ``seconds``): each
+  API request under ``/services/data``; the login endpoints
   (``/services/Soap/...``, ``/services/oauth2/...``) only for a fault whose ``path`` names them
   (``session_expired`` never: there is no session yet);
 - ``invalid_locator``: each next page of a REST query (``query/<locator>``);
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 REQUEST_KINDS = ("session_expired", "rate_limited", "http_500", "http_502", "http_503")
-REQUEST_KINDS += ("reset", "stall")
+REQUEST_KINDS += ("reset", "stall", "trickle")
 KINDS = (*REQUEST_KINDS, "invalid_locator", "bulk_failed", "bulk_stuck", "commit_lag", "malformed")
 KINDS += ("future_stamp",)
 # The fields a future_stamp fault moves (LastModifiedDate never lies after SystemModstamp).
@@ -68,12 +69,14 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "http_502": (*_TRIGGER, "body"),
     "http_503": (*_TRIGGER, "body"),
     "stall": (*_TRIGGER, "seconds", "then"),
+    "trickle": (*_TRIGGER, "seconds"),
     "commit_lag": ("seconds",),
     "malformed": (*_TRIGGER, "field"),
     "future_stamp": (*_TRIGGER, "seconds"),
 }
 _REQUIRED = {
     "stall": ("seconds",),
+    "trickle": ("seconds",),
     "commit_lag": ("seconds",),
     "malformed": ("field",),
     "future_stamp": ("seconds",),
