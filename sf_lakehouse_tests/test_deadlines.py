@@ -88,3 +88,24 @@ def test_a_run_ends_within_the_object_deadline_with_one_line(settings: Settings,
     catalog = open_catalog(settings.catalog_properties())
     raw = load_table_or_none(catalog, "sf_raw_local.sf_user")
     assert raw is None or raw.current_snapshot() is None
+
+
+def test_objects_extract_in_parallel_up_to_the_configured_limit(tmp_path) -> None:
+    """Runs that Dagster launches (schedule, UI) run each step in its own process: at most
+    extraction.max_parallel_objects extractions at once (before: no limit was configurable)."""
+    from sf_lakehouse.config import load_config, resolve_settings
+    from sf_lakehouse.definitions import build_definitions
+    from sf_lakehouse.defs.jobs import executor_config
+
+    config = load_config()
+    config["defaults"].setdefault("extraction", {})["max_parallel_objects"] = 2
+    settings = resolve_settings("local", home=tmp_path / "lakehouse", config=config)
+    job = build_definitions(settings).resolve_job_def("salesforce_pipeline")
+    assert job.executor_def.name == "multiprocess"
+    limits = executor_config(settings.config.extraction.max_parallel_objects)
+    assert limits["tag_concurrency_limits"] == [
+        {"key": "sf_lakehouse/step", "value": "extraction", "limit": 2}
+    ]
+    raw_nodes = [n for n in job.nodes if n.name.startswith("sf_raw__")]
+    assert len(raw_nodes) == len(settings.objects)
+    assert all(n.definition.tags.get("sf_lakehouse/step") == "extraction" for n in raw_nodes)

@@ -21,6 +21,7 @@ from dagster import (
 
 from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
+from sf_lakehouse.defs.jobs import EXTRACTION, EXTRACTION_TAG
 from sf_lakehouse.defs.pools import raw_pool
 from sf_lakehouse.extraction import (
     Increment,
@@ -89,6 +90,8 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         "freshness_policy": freshness_policy(spec.freshness.raw),
         # One writer of the raw table at a time (sf_lakehouse.defs.pools).
         "pool": raw_pool(spec),
+        # At most extraction.max_parallel_objects of these at once (defs.jobs).
+        "op_tags": {EXTRACTION_TAG: EXTRACTION},
         "metadata": {
             **RAW_LAYOUT.as_metadata(),
             "write_mode": "append",
