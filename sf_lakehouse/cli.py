@@ -1,5 +1,5 @@
 """`sf-lakehouse`: demo, run, repair, emulator, generate-org, query, add-object, verify, deploy,
-re-extract, acknowledge-type-change.
+re-extract, acknowledge-type-change, status.
 
 Exit codes: 0 done; 1 a run (or one of its checks) failed; 2 bad configuration or arguments;
 3 the lakehouse is busy (another command held its lock longer than --wait); 128+N stopped by
@@ -100,6 +100,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         domain=args.sf_domain,
         password_stdin=args.sf_password_stdin,
         credentials_file=args.credentials_file,
+        wheelhouse_dir=Path(args.wheelhouse) if args.wheelhouse else None,
     )
 
 
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sf_lakehouse.commands.demo import cmd_demo
     from sf_lakehouse.commands.reextract import add_parsers as add_reextract_parsers
     from sf_lakehouse.commands.run import cmd_repair, cmd_run
+    from sf_lakehouse.commands.status import cmd_status
     from sf_lakehouse.emulator.cli import (
         add_emulator_arguments,
         add_generate_arguments,
@@ -244,10 +246,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON {username, password, security_token, domain} or {client_id, client_secret, "
         "domain}, readable only by you (chmod 600)",
     )
+    deploy.add_argument(
+        "--wheelhouse",
+        help="a folder with a wheel of each pin the Glue job needs (default: downloaded once "
+        "with pip into ~/.cache/sf-lakehouse/wheelhouse)",
+    )
     # Refused with the alternatives: a secret on the command line shows in `ps` and the history.
     deploy.add_argument("--sf-password", help=argparse.SUPPRESS)
     deploy.add_argument("--sf-token", help=argparse.SUPPRESS)
     deploy.set_defaults(handler=cmd_deploy)
+
+    status = commands.add_parser(
+        "status",
+        help="per object: last run, freshness against its windows, rejects, API usage, last "
+        "failure; exit 0 when all is well, 1 otherwise",
+    )
+    status.add_argument("--format", choices=("table", "json"), default="table")
+    status.add_argument(
+        "--environment", help="default: SF_LAKEHOUSE_ENV, else local (AWS: read CloudWatch)"
+    )
+    status.set_defaults(handler=cmd_status)
     add_reextract_parsers(commands, _add_wait)
     return parser
 

@@ -28,10 +28,17 @@ def load_env_file(path: Path) -> dict[str, str]:
             continue
         key, separator, value = stripped.partition("=")
         key = key.strip().removeprefix("export ").strip()
-        if not separator or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        # The line's text may be a secret (a password without its `KEY=`): only its number,
+        # and its key when it has a valid one, are shown.
+        if not separator:
             raise ConfigError(
-                f"{path}, line {number}: expected KEY=VALUE, got {stripped[:40]!r}; fix or "
-                "remove the line (comments start with #)"
+                f"{path}, line {number}: no '=' (expected KEY=VALUE; the line is not shown, it "
+                "may hold a secret); fix or remove it (comments start with #)"
+            )
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ConfigError(
+                f"{path}, line {number}: the text before '=' is not a variable name (letters, "
+                "digits and _; the line is not shown, it may hold a secret); fix or remove it"
             )
         values[key] = value.strip()
     return values

@@ -28,6 +28,7 @@ from sf_lakehouse.defs.jobs import IN_PROGRESS
 # Re-exported: callers read env files through here (they live in a Dagster-free module).
 from sf_lakehouse.env_file import apply_environment as apply_environment
 from sf_lakehouse.env_file import load_env_file as load_env_file
+from sf_lakehouse.owner_only import private_dir
 
 # Telemetry and the first-run pop-up off; the daemon evaluates FreshnessPolicy only when enabled.
 # Every concurrency pool (sf_lakehouse.defs.pools) admits one step at a time.
@@ -64,8 +65,7 @@ def dagster_instance(settings: Settings) -> DagsterInstance:
     """The instance under DAGSTER_HOME, else a persistent one under SF_LAKEHOUSE_HOME."""
     if os.environ.get("DAGSTER_HOME"):
         return DagsterInstance.get()
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
+    home = private_dir(settings.dagster_home)
     config = home / "dagster.yaml"
     current = config.read_text(encoding="utf-8") if config.exists() else None
     if current is None or (
@@ -141,7 +141,7 @@ def run_log_path(settings: Settings, run_id: str) -> Path:
 def output_to(log_path: Path) -> Iterator[None]:
     """Everything this process prints (Dagster's console log, dbt's output that dagster-dbt
     echoes, warnings) goes to `log_path`, line by line, while the block runs."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(log_path.parent)
     with (
         log_path.open("a", encoding="utf-8", buffering=1) as log,
         contextlib.redirect_stdout(log),

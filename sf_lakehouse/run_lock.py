@@ -27,6 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sf_lakehouse.owner_only import private_dir
+
 LOCK_FILE_NAME = "sf-lakehouse.lock"
 BUSY_EXIT_CODE = 3
 POLL_SECONDS = 0.2
@@ -90,7 +92,7 @@ class LakehouseLock:
     ) -> LakehouseLock:
         """Take the lock, waiting up to `wait_seconds`; `on_wait(holder)` is called once when
         it has to wait. Raises LakehouseBusyError when the time is up."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         handle = self.path.open("a+", encoding="utf-8")
         started = time.monotonic()
         told = False

@@ -49,6 +49,19 @@ def _evaluate_bucket_policy_over_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FakeBucket, "get_permission", get_permission)
 
 
+# What the deploys of the AWS tests upload as the Glue job's wheelhouse: the wheels of two
+# small pins of the lock instead of the job's 43 (91 MB, about 3 s per deploy on moto).
+# test_glue_wheelhouse.py deploys the whole wheelhouse and installs it offline.
+SMALL_WHEELHOUSE_REQUIREMENTS = ("dagster-pipes", "PyYAML")
+
+
+def small_wheelhouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sf_lakehouse.aws.deploy import wheelhouse
+
+    pins = wheelhouse.pins_of(SMALL_WHEELHOUSE_REQUIREMENTS)
+    monkeypatch.setattr(wheelhouse, "glue_job_pins", lambda: list(pins))
+
+
 @pytest.fixture
 def aws_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     # moto reads this when the server starts: attaching AWS-managed policies needs it (the
@@ -57,6 +70,7 @@ def aws_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     _evaluate_bucket_policy_over_tls(monkeypatch)
+    small_wheelhouse(monkeypatch)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -40,6 +40,10 @@ WILDCARD_RESOURCE_ALLOWED = {
     "cloudwatch:PutMetricData": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
 }
 
+# With Lake Formation: its temporary credentials for the data (no resource-level permission).
+LAKE_FORMATION_ACTIONS = {"lakeformation:GetDataAccess"}
+LAKE_FORMATION_WILDCARDS = {"lakeformation:GetDataAccess": None}
+
 
 @pytest.fixture(autouse=True)
 def _quiet_moto() -> None:
@@ -72,7 +76,9 @@ def as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def check_least_privilege(statements: list[dict]) -> None:
+def check_least_privilege(statements: list[dict], lake_formation: bool = False) -> None:
+    allowed_actions = ALLOWED_ACTIONS | (LAKE_FORMATION_ACTIONS if lake_formation else set())
+    wildcards = WILDCARD_RESOURCE_ALLOWED | (LAKE_FORMATION_WILDCARDS if lake_formation else {})
     assert statements
     for statement in statements:
         assert statement["Effect"] == "Allow"
@@ -81,12 +87,12 @@ def check_least_privilege(statements: list[dict]) -> None:
         resources = as_list(statement["Resource"])
         for action in actions:
             assert "*" not in action, f"wildcard action {action}"
-            assert action in ALLOWED_ACTIONS, f"action outside the allow-list: {action}"
+            assert action in allowed_actions, f"action outside the allow-list: {action}"
         for resource in resources:
             if resource == "*":
                 for action in actions:
-                    assert action in WILDCARD_RESOURCE_ALLOWED, f"{action} on resource *"
-                    assert statement.get("Condition") == WILDCARD_RESOURCE_ALLOWED[action]
+                    assert action in wildcards, f"{action} on resource *"
+                    assert statement.get("Condition") == wildcards[action]
                 continue
             assert f":{ACCOUNT}:" in resource or resource.startswith("arn:aws:s3:::"), resource
             assert ":eu-west-1:" in resource or resource.startswith("arn:aws:s3:::"), resource
@@ -140,7 +146,36 @@ def test_glue_role_has_no_managed_policy_and_no_wildcard(aws_endpoint, capsys) -
     trust = _document(iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"])
     [statement] = trust["Statement"]
     assert statement["Principal"] == {"Service": "glue.amazonaws.com"}
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    # Regression (issue 16, item 5): any Glue job of the account could assume the role.
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:glue:eu-west-1:{ACCOUNT}:job/sf-extraction-{ENV}"},
+    }
+
+
+def test_the_lake_formation_variant_of_the_role_is_least_privilege(
+    aws_endpoint, monkeypatch
+) -> None:
+    """With `aws.lake_formation: true` the role adds Lake Formation's data access, and only
+    that: the allow-list test of the IAM-only role, read back from moto, for this variant."""
+    from sf_lakehouse.aws.deploy import run as deploy_run
+    from sf_lakehouse.aws.options import hardening_options
+    from sf_lakehouse.config import load_config, resolve_settings
+
+    config = load_config()
+    config["environments"][ENV]["aws"] |= {"lake_formation": True}
+    options = hardening_options(resolve_settings(ENV, config=config))
+    monkeypatch.setattr(deploy_run, "hardening_options", lambda settings: options)
+    assert deploy_command("deploy", "--environment", ENV, "--yes") == 0
+    iam = boto3.client("iam")
+    assert iam.list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"] == []
+    statements = effective_statements(iam, ROLE)
+    check_least_privilege(statements, lake_formation=True)
+    [data_access] = [s for s in statements if "lakeformation:GetDataAccess" in s["Action"]]
+    assert data_access["Action"] == ["lakeformation:GetDataAccess"]
+    # Without the flag the same checker refuses that statement.
+    with pytest.raises(AssertionError, match="outside the allow-list"):
+        check_least_privilege([data_access])
 
 
 def test_the_checker_fails_on_wildcards_and_unlisted_actions() -> None:
@@ -203,3 +238,22 @@ def test_policies_deploy_did_not_put_there_are_warned_about(aws_endpoint, capsys
     assert deploy_command("deploy", "--environment", ENV) == 0
     err = capsys.readouterr().err
     assert f"warning: iam role {ROLE} has policies deploy did not put there (added-by-hand)" in err
+
+
+def test_the_pipeline_identity_may_drop_curated_tables_only() -> None:
+    """Regression (issue 16, item 3): the README gave the pipeline identity glue:DeleteTable on
+    both databases; raw history cannot be rebuilt, so no statement may drop a raw table."""
+    from sf_lakehouse.aws.iam import pipeline_catalog_statements
+    from sf_lakehouse.config import resolve_settings
+
+    statements = pipeline_catalog_statements(resolve_settings(ENV), ACCOUNT)
+    drops = [s for s in statements if "glue:DeleteTable" in s["Action"]]
+    assert drops
+    for statement in drops:
+        assert not [r for r in statement["Resource"] if "sf_raw_development" in r]
+        assert (
+            f"arn:aws:glue:eu-west-1:{ACCOUNT}:table/sf_curated_development/*"
+            in (statement["Resource"])
+        )
+    writes = {a for s in statements for a in s["Action"]}
+    assert {"glue:CreateTable", "glue:UpdateTable", "glue:GetTable"} <= writes

@@ -11,6 +11,8 @@ import pytest
 
 from sf_lakehouse.aws.deploy import format_plan, plan_deploy
 from sf_lakehouse.aws.deploy import run as deploy_run
+from sf_lakehouse.aws.deploy.context import DeployContext
+from sf_lakehouse.aws.deploy.lakeformation import check_account_settings
 from sf_lakehouse.aws.iam import glue_role_inline_policy
 from sf_lakehouse.aws.options import hardening_options
 from sf_lakehouse.config import ConfigError, load_config, resolve_settings
@@ -70,7 +72,9 @@ def test_grants_for_the_glue_role_and_the_pipeline_identity(
     )
     monkeypatch.setattr(deploy_run, "hardening_options", lambda settings: options)
     assert deploy_command("deploy", "--environment", ENV, "--yes") == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # moto's account lets IAM alone govern new tables, as a new AWS account does.
+    assert "but the account lets IAM alone govern new databases and tables" in err
     assert f"create  lake formation grants for the glue role {ROLE_ARN}" in out
     assert f"create  lake formation grants for the pipeline identity {PIPELINE_ARN}" in out
 
@@ -80,6 +84,8 @@ def test_grants_for_the_glue_role_and_the_pipeline_identity(
     assert held(ROLE_ARN, raw_db) == {"DESCRIBE", "CREATE_TABLE"}
     assert held(ROLE_ARN, raw_tables) == {"ALTER", "DESCRIBE", "INSERT", "SELECT"}
     assert held(ROLE_ARN, curated_tables) == set()
+    # Raw history cannot be rebuilt: nobody may drop or delete the raw tables.
+    assert held(PIPELINE_ARN, raw_tables) == {"ALTER", "DESCRIBE", "INSERT", "SELECT"}
     assert held(PIPELINE_ARN, curated_tables) == {
         "ALTER",
         "DELETE",
@@ -133,3 +139,80 @@ def test_without_a_pipeline_principal_the_plan_says_what_is_missing(
 def test_no_lake_formation_steps_when_the_account_does_not_enforce_it(aws_endpoint) -> None:
     plan = plan_deploy(resolve_settings(ENV))
     assert not [c for c in plan.changes if "lake formation" in c.resource]
+
+
+def test_drop_and_delete_on_the_raw_tables_are_revoked(aws_endpoint, capsys, monkeypatch) -> None:
+    """Regression (issue 16, item 3): deploy granted the pipeline identity DROP and DELETE on
+    the raw tables; an account deployed before keeps them until deploy revokes them."""
+    assert deploy_command("deploy", "--environment", ENV, "--yes") == 0  # databases, role
+    raw_tables = {"Table": {"DatabaseName": "sf_raw_development", "TableWildcard": {}}}
+    curated_tables = {"Table": {"DatabaseName": "sf_curated_development", "TableWildcard": {}}}
+    lakeformation = boto3.client("lakeformation")
+    # What an earlier deploy granted, one call each (moto cannot revoke from merged grants).
+    earlier = {
+        PIPELINE_ARN: ["ALTER", "DELETE", "DESCRIBE", "DROP", "INSERT", "SELECT"],
+        ROLE_ARN: ["ALL"],
+    }
+    for principal, permissions in earlier.items():
+        lakeformation.grant_permissions(
+            Principal={"DataLakePrincipalIdentifier": principal},
+            Resource=raw_tables,
+            Permissions=permissions,
+        )
+    options = hardening_options(
+        with_aws_options(lake_formation=True, pipeline_principal_arn=PIPELINE_ARN)
+    )
+    monkeypatch.setattr(deploy_run, "hardening_options", lambda settings: options)
+    capsys.readouterr()
+    assert deploy_command("deploy", "--environment", ENV, "--yes") == 0
+    out = capsys.readouterr().out
+    assert "revoke sf_raw_development.* DELETE/DROP (raw history cannot be rebuilt)" in out
+    assert "revoke sf_raw_development.* ALL (raw history cannot be rebuilt)" in out
+    for principal in (PIPELINE_ARN, ROLE_ARN):
+        assert held(principal, raw_tables) == {"ALTER", "DESCRIBE", "INSERT", "SELECT"}
+    assert {"DROP", "DELETE"} <= held(PIPELINE_ARN, curated_tables)
+    # And the next deploy has nothing to change.
+    assert deploy_command("deploy", "--environment", ENV) == 0
+    assert "nothing to change" in capsys.readouterr().out
+
+
+ENFORCING = {
+    "DataLakeAdmins": [],
+    "CreateDatabaseDefaultPermissions": [],
+    "CreateTableDefaultPermissions": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("flag", "enforcing", "expected"),
+    [
+        (False, True, "the account enforces Lake Formation permissions"),
+        (True, False, "but the account lets IAM alone govern"),
+        (False, False, None),
+        (True, True, None),
+    ],
+)
+def test_deploy_warns_when_the_account_disagrees_with_the_flag(
+    aws_endpoint, flag, enforcing, expected
+) -> None:
+    """Regression (issue 16, item 5): deploy never read the account's Lake Formation settings,
+    so a wrong `aws.lake_formation` left the job without grants (or grants restricting
+    nothing) in silence."""
+    if enforcing:
+        boto3.client("lakeformation").put_data_lake_settings(DataLakeSettings=ENFORCING)
+    settings = with_aws_options(lake_formation=flag, pipeline_principal_arn=PIPELINE_ARN)
+    ctx = DeployContext(
+        settings=settings,
+        options=hardening_options(settings),
+        credentials=None,
+        script_path=deploy_run.DEFAULT_SCRIPT_PATH,
+        package_dir=deploy_run.PACKAGE_DIR,
+        config_path=settings.config_path,
+    )
+    check_account_settings(ctx)
+    found = [w for w in ctx.warnings if "aws.lake_formation" in w]
+    if expected is None:
+        assert found == []
+    else:
+        [warning] = found
+        assert expected in warning and f"environments.{ENV}.aws.lake_formation" in warning

@@ -10,7 +10,6 @@ import logging
 import boto3
 import pytest
 
-from sf_lakehouse.aws.secrets import SecretError, validate_credentials
 from sf_lakehouse.config import resolve_settings
 from sf_lakehouse.salesforce import client as client_module
 from sf_lakehouse.salesforce.client import (
@@ -19,6 +18,7 @@ from sf_lakehouse.salesforce.client import (
     connection_from_environment,
 )
 from sf_lakehouse.salesforce.resource import SalesforceResource, salesforce_from_environment
+from sf_lakehouse.salesforce.secret import SecretError, validate_credentials
 from sf_lakehouse.salesforce.types import SalesforceConfigError
 from sf_lakehouse_tests import moto_server
 from sf_lakehouse_tests.moto_server import emulator_secret

@@ -111,9 +111,15 @@ def test_bad_commands_are_one_line_each(tmp_path: Path, env: dict[str, str]) -> 
     assert "unknown environment 'qa'" in line and "known environments" in line
 
     env_file = tmp_path / "emulator.env"
-    env_file.write_text("SF_USERNAME=someone\nthis line is not a setting\n", encoding="utf-8")
+    # Regression (issue 16, item 6): the bad line's text was echoed, and it may be a secret.
+    env_file.write_text("SF_USERNAME=someone\nSF_PASSWORD hunter2-secret\n", encoding="utf-8")
     line = one_line(cli(env, "run", "--env-file", str(env_file)))
-    assert f"{env_file}, line 2: expected KEY=VALUE" in line
+    assert f"{env_file}, line 2: no '=' (expected KEY=VALUE" in line
+    assert "hunter2" not in line
+    env_file.write_text("SF_USERNAME=someone\nhunter 2=secret\n", encoding="utf-8")
+    line = one_line(cli(env, "run", "--env-file", str(env_file)))
+    assert "line 2: the text before '=' is not a variable name" in line
+    assert "hunter" not in line
     line = one_line(cli(env, "run", "--env-file", str(tmp_path / "missing.env")))
     assert "missing.env: no such file" in line and "emulator --env-file" in line
 

@@ -138,6 +138,20 @@ def test_replay_of_a_multi_object_org_over_three_runs_equals_the_rules(
     raw = table(settings, user.raw_asset_key)
     assert len({r["user_id"] for r in dimension}) >= 250
     assert len({r["_run_id"] for r in raw}) == len(RUN_DAYS)  # every run added versions
+    # Each run's metrics (metrics/*.jsonl): the rows appended add up to the raw table.
+    points = [
+        json.loads(line)
+        for path in sorted((tmp_path / "lakehouse" / "metrics").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    for spec in settings.objects:
+        appended = [
+            p["value"]
+            for p in points
+            if p["metric"] == "RowsAppended" and p["dimensions"].get("Object") == spec.api_name
+        ]
+        assert len(appended) == len(RUN_DAYS)
+        assert sum(appended) == len(table(settings, spec.raw_asset_key)), spec.api_name
     # The runs are in the Dagster instance under the lakehouse home, for `dagster dev` to show.
     assert (tmp_path / "lakehouse" / "dagster" / "history").exists()
 
@@ -212,6 +226,25 @@ def test_demo_prints_the_summaries(tmp_path: Path, user_env: dict[str, str]) -> 
         assert total == current + historical and historical > 0, name
         assert current == records and raw_versions >= total  # one current row per record
     assert int(summary["Account"][5]) >= 0 and summary["User"][5] == "NULL"
+
+    # `sf-lakehouse status` after the demo (SF_LAKEHOUSE_HOME is the demo's base): every
+    # object fresh, exit 0.
+    status = cli("status", env={**user_env, "SF_LAKEHOUSE_HOME": str(tmp_path / "home")})
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "showing the demo's lakehouse" in status.stderr
+    assert status.stdout.strip().endswith("All well.")
+    as_json = cli(
+        "status",
+        "--format",
+        "json",
+        env={**user_env, "SF_LAKEHOUSE_HOME": str(tmp_path / "home" / "demo")},
+    )
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 0 and report["healthy"] is True
+    assert [o["object"] for o in report["objects"]] == ["Account", "Opportunity", "User"]
+    for entry in report["objects"]:
+        assert entry["last_run_outcome"] == "succeeded"
+        assert entry["raw"]["status"] == entry["dimension"]["status"] == "fresh"
 
 
 def test_run_without_credentials_says_how_to_fix_it(user_env: dict[str, str]) -> None:

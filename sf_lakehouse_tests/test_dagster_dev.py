@@ -59,6 +59,7 @@ def test_dagster_dev_lists_assets_checks_schedules_and_sensors(tmp_path: Path) -
         "sf_user_pipeline",
     ]
     assert sensors["run_failure_recorder"]["sensorType"] == "RUN_STATUS"
+    assert sensors["run_success_monitor"]["sensorType"] == "RUN_STATUS"
     assert sensors["freshness_alert_sensor"]["sensorState"]["status"] == "RUNNING"
     jobs = {j["name"] for j in repository["jobs"]}
     assert {"salesforce_pipeline", "sf_user_pipeline", "lakehouse_maintenance"} <= jobs

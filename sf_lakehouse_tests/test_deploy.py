@@ -60,9 +60,11 @@ def test_deploy_twice_second_run_changes_nothing(aws_endpoint, capsys, user_org)
     first = plan_lines(out)
     assert set(first.values()) == {"create"}, out
     # 4 buckets, 2 databases, role, secret, workgroup, 1 raw table (User), script, package,
-    # config, 1 object spec, job = 15
-    assert len(first) == 15, out
-    assert "Applied 15 change(s)" in out
+    # config, 1 object spec, the job's wheelhouse, job = 16; monitoring: the topic's key, the
+    # topic, the dashboard,
+    # 4 alarms of User + 2 of the environment, the Glue job rule = 10
+    assert len(first) == 26, out
+    assert "Applied 26 change(s)" in out
     assert "are created by dbt's first build on Athena" in out
 
     # No terminal and no --yes: fine, there is nothing to apply.
@@ -78,7 +80,7 @@ def test_deploy_twice_second_run_changes_nothing(aws_endpoint, capsys, user_org)
 def test_without_a_terminal_nothing_changes_unless_yes(aws_endpoint, capsys, user_org) -> None:
     code, out, _ = deploy(capsys, "--credentials-file", str(user_org.credentials))
     assert code == 1
-    assert "Not a terminal: nothing was changed; pass --yes to apply these 15 change(s)" in out
+    assert "Not a terminal: nothing was changed; pass --yes to apply these 26 change(s)" in out
     assert boto3.client("s3").list_buckets()["Buckets"] == []
     assert boto3.client("iam").list_roles()["Roles"] == []
 
@@ -86,7 +88,7 @@ def test_without_a_terminal_nothing_changes_unless_yes(aws_endpoint, capsys, use
 def test_dry_run_on_a_fresh_account_creates_nothing(aws_endpoint, capsys, user_org) -> None:
     code, out, err = deploy(capsys, "--dry-run", "--credentials-file", str(user_org.credentials))
     assert code == 0, err
-    assert "Dry run: nothing was changed (15 change(s) planned)" in out
+    assert "Dry run: nothing was changed (26 change(s) planned)" in out
     assert set(plan_lines(out).values()) == {"create"}
     assert "password: ***" in out and "security_token: ***" in out
     secret = emulator_secret(user_org.emulator)
@@ -268,7 +270,12 @@ def test_glue_job_carries_the_object_specs_and_uploads_only_changes(
     arguments = job["DefaultArguments"]
     assert arguments["--SF_LAKEHOUSE_ENV"] == ENV
     assert arguments["--SF_LAKEHOUSE_CONFIG"] == "pipeline-config.yml"
-    assert "simple-salesforce==1.12.10" in arguments["--additional-python-modules"]
+    # Installed offline from the wheelhouse deploy uploaded (test_glue_wheelhouse.py).
+    assert arguments["--python-modules-installer-option"] == "--no-index"
+    modules = arguments["--additional-python-modules"].split(",")
+    assert modules and all(
+        m.startswith(f"s3://{aws.bucket('scripts')}/glue/wheelhouse/") for m in modules
+    )
     assert arguments["--extra-py-files"].endswith("/glue/sf_lakehouse.zip")
     folder = "s3://lumata-lakehouse-development-scripts/glue"
     assert arguments["--extra-files"].split(",") == [

@@ -321,11 +321,10 @@ def test_a_number_field_made_text_loses_no_version(
     )
     catalog = open_catalog(settings.catalog_properties())
     identifier = settings.table_identifier(spec.raw_asset_key)
-    rejects = rejects_identifier(settings.raw_database, spec)
     first_org = emulator_factory(before, now=BASE + dt.timedelta(hours=3))
     first = extract_increment(client_for(first_org), None, spec, **RUN)
     assert first.rows.schema.field("headcount__c").type == pa.float64()
-    store_increment(catalog, identifier, rejects, first)
+    store_increment(catalog, identifier, settings.raw_database, spec, first)
     second_org = emulator_factory(after, now=BASE + dt.timedelta(hours=3))
     run2 = {**RUN, "run_id": "run-2"}
     second = extract_increment(client_for(second_org), catalog.load_table(identifier), spec, **run2)
@@ -333,7 +332,7 @@ def test_a_number_field_made_text_loses_no_version(
     [change] = second.type_changes
     assert (change.field, change.old_type, change.new_type) == ("Headcount__c", "number", "text")
     assert "acknowledge-type-change --object Account --field Headcount__c" in change.describe()
-    assert store_increment(catalog, identifier, rejects, second) == 2
+    assert store_increment(catalog, identifier, settings.raw_database, spec, second).appended == 2
     table = catalog.load_table(identifier)
     rows = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["systemmodstamp"])
     if policy == "widen":

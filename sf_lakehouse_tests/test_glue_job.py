@@ -90,13 +90,11 @@ class GlueWorker(threading.Thread):
             self.error = error
 
 
-def test_raw_asset_runs_as_the_glue_job_through_pipes(
-    aws_endpoint: str, tmp_path, emulator_factory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = glue_settings(tmp_path)
+def run_through_pipes(
+    aws_endpoint: str, settings: Settings, emulator, instance: dg.DagsterInstance | None = None
+) -> tuple[dg.ExecuteInProcessResult, GlueWorker]:
+    """Materialize the User raw asset as the Glue job, this test playing the Glue worker."""
     aws = settings.require_aws()
-    history = generate_org(users=20, seed=8, start=START, days=2, accounts=0, opportunities=0)
-    emulator = emulator_factory(history, now=START + dt.timedelta(days=3))
     # The secret says where to log in (the emulator); SF_LOGIN_URL would be refused.
     provision(settings, emulator_secret(emulator))
     # Keep the moto job run RUNNING for a few seconds, as a real one is while the script works.
@@ -105,20 +103,31 @@ def test_raw_asset_runs_as_the_glue_job_through_pipes(
         timeout=30,
         json={"model_name": "glue::job_run", "transition": {"progression": "time", "seconds": 6}},
     )
-
     worker = GlueWorker(aws.glue_job_name, load_config_with_glue())
     worker.start()
-    spec = settings.object("User")
+    instance = instance or dg.DagsterInstance.ephemeral()
     # Pipes context and messages under pipes/ (the only scripts-bucket prefix the role writes).
     resources = {**build_resources(settings), "pipes_glue": pipes_glue_client(settings)}
     result = dg.materialize(
-        [build_raw_asset(settings, spec)],
+        [build_raw_asset(settings, settings.object("User"))],
         resources=resources,
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
     )
     worker.join(timeout=60)
     assert worker.error is None, repr(worker.error)
     assert result.success
+    return result, worker
+
+
+def test_raw_asset_runs_as_the_glue_job_through_pipes(
+    aws_endpoint: str, tmp_path, emulator_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = glue_settings(tmp_path)
+    aws = settings.require_aws()
+    history = generate_org(users=20, seed=8, start=START, days=2, accounts=0, opportunities=0)
+    emulator = emulator_factory(history, now=START + dt.timedelta(days=3))
+    result, worker = run_through_pipes(aws_endpoint, settings, emulator)
+    spec = settings.object("User")
 
     # Dagster started the job with the environment and the Pipes bootstrap arguments.
     assert worker.arguments["--SF_LAKEHOUSE_ENV"] == "development"
@@ -137,3 +146,34 @@ def test_raw_asset_runs_as_the_glue_job_through_pipes(
     identifier = settings.table_identifier(spec.raw_asset_key)
     table = open_catalog(settings.catalog_properties()).load_table(identifier)
     assert table.scan().to_arrow().num_rows == len({r["Id"] for r in history})
+
+
+def test_the_glue_job_stores_rejects_and_reports_them_through_pipes(
+    aws_endpoint: str, tmp_path, emulator_factory
+) -> None:
+    """Regression (issue 16, item 2): in Glue mode values that did not convert were never
+    written to the rejects table while the watermark moved past them."""
+    settings = glue_settings(tmp_path)
+    history = generate_org(users=20, seed=8, start=START, days=2, accounts=0, opportunities=0)
+    emulator = emulator_factory(history, now=START + dt.timedelta(days=3))
+    emulator.set_faults(
+        {"seed": 1, "faults": [{"kind": "malformed", "field": "IsActive", "every": 4}]}
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result, worker = run_through_pipes(aws_endpoint, settings, emulator, instance)
+    spec = settings.object("User")
+    rejects_table = f"{settings.raw_database}.sf_user_rejects"
+    catalog = open_catalog(settings.catalog_properties())
+    rejects = catalog.load_table(rejects_table).scan().to_arrow()
+    assert rejects.num_rows > 0
+    assert set(rejects.column("field").to_pylist()) == {"IsActive"}
+    [materialization] = result.asset_materializations_for_node("sf_raw__sf_user")
+    assert materialization.metadata["rows_rejected"].value == rejects.num_rows
+    assert materialization.metadata["rejects_table"].value == rejects_table
+    assert worker.metadata["rejects_table"] == rejects_table
+    # The warning came back through Pipes into the run's log.
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    warnings = [m for m in logged if f"set aside into {rejects_table}" in m]
+    assert warnings, logged
+    raw = catalog.load_table(settings.table_identifier(spec.raw_asset_key)).scan().to_arrow()
+    assert raw.num_rows + rejects.num_rows >= len({r["Id"] for r in history})

@@ -13,6 +13,7 @@ import pytest
 import sf_lakehouse.defs.sensors as sensors
 from sf_lakehouse.config import FreshnessWindow, Settings
 from sf_lakehouse.definitions import build_definitions
+from sf_lakehouse.defs.alerting import on_run_failed
 from sf_lakehouse.defs.jobs import PIPELINE_JOB_NAME
 from sf_lakehouse.defs.raw import build_raw_asset
 from sf_lakehouse.defs.resources import build_resources
@@ -138,6 +139,14 @@ def test_freshness_sensor_records_each_stale_state_once(
     ]
     assert alerts[0]["link"].endswith("/assets/sf_raw/sf_user")
     assert "FRESHNESS FAIL sf_raw/sf_user" in (settings.alerts_dir / "alerts.log").read_text()
+    # Every tick publishes the lag (locally: metrics/*.jsonl), for the stale alarms.
+    lags = [
+        json.loads(line)["value"]
+        for path in (settings.home / "metrics").glob("*.jsonl")
+        for line in path.open()
+        if '"RawFreshnessLagMinutes"' in line and '"User"' in line
+    ]
+    assert [round(v) for v in sorted(lags)] == [180, 180, 420]
 
 
 def test_freshness_status_windows() -> None:
@@ -175,16 +184,39 @@ def test_failure_sensor_records_the_run_link_and_error(settings: Settings) -> No
     assert "no Salesforce credentials" in steps["sf_raw__sf_user"]
     readable = (settings.alerts_dir / "alerts.log").read_text()
     assert f"RUN FAILED {PIPELINE_JOB_NAME}" in readable and result.run_id in readable
+    # The sensor published the failed run's metrics with its one-line reason.
+    failed = [
+        json.loads(line)
+        for path in (settings.home / "metrics").glob("*.jsonl")
+        for line in path.open()
+        if '"RunsFailed"' in line
+    ]
+    assert {p["dimensions"].get("Object") for p in failed} == {
+        None,
+        "User",
+        "Account",
+        "Opportunity",
+    }
+    assert all("no Salesforce credentials" in p["detail"] for p in failed)
 
 
 def test_a_run_on_bad_raw_data_stops_at_the_blocking_check(settings: Settings, connected) -> None:
     account_id = "001000000000000AAA"  # an Account id where a User id belongs
     connected([*HISTORY, user(account_id, 5, "EMEA")], BASE + dt.timedelta(hours=3))
     definitions = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
     result = definitions.resolve_job_def(settings.object("User").job_name).execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+        instance=instance, raise_on_error=False
     )
     assert not result.success
+    # The failure sensor's alerts: the run, and the check that started failing (to the files,
+    # and to SNS/Slack when configured), each once.
+    alerts = on_run_failed(settings, instance, result.dagster_run, [], warn=pytest.fail)
+    assert [(a.kind, a.state) for a in alerts] == [("run", "failed"), ("check", "failed")]
+    assert alerts[1].subject == "check raw_ids_are_18_character_user_ids on sf_raw/sf_user"
+    assert alerts[1].objects == ("User",)
+    [recorded] = [json.loads(line) for line in (settings.alerts_dir / "checks.jsonl").open()]
+    assert recorded["subject"] == alerts[1].subject and account_id not in json.dumps(recorded)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     bad_ids = evaluations["raw_ids_are_18_character_user_ids"]
     assert not bad_ids.passed

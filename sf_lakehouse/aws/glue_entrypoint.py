@@ -1,7 +1,9 @@
 """Script of the AWS Glue job `sf-extraction-<env>` (a Glue 5.0 job, Python 3.11).
 
 The same extraction as the in-process raw asset of one object (`--SF_OBJECT`): `extract_increment`,
-then one Iceberg append to the Glue catalog with the raw table's layout. It imports no Dagster
+the values that do not convert into the object's rejects table (`store_rejects`, reported through
+Pipes as a warning and `rejects_table`/`rows_rejected` metadata), then one Iceberg append to the
+Glue catalog with the raw table's layout. It imports no Dagster
 (the job installs only `dagster-pipes`). Dagster launches it through Pipes
 (`PipesGlueClient`): the run's context comes from, and the materialization metadata goes to,
 the scripts bucket. `sf-lakehouse deploy` uploads this file as the job's script and the
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
     from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
 
     from sf_lakehouse.config import load_config, resolve_settings
-    from sf_lakehouse.extraction import extract_increment, rejects_identifier, store_increment
+    from sf_lakehouse.extraction import extract_increment, store_increment
     from sf_lakehouse.lakehouse.tables import load_table_or_none, open_catalog
     from sf_lakehouse.salesforce.client import connect, connection_from_environment
     from sf_lakehouse.salesforce.deadline import extraction_deadline
@@ -119,10 +121,15 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
             run_id=_run_id(pipes),
             extracted_at=dt.datetime.now(dt.UTC),
         )
-        rejects_table = rejects_identifier(settings.raw_database, spec)
-        store_increment(catalog, identifier, rejects_table, increment)
-        pipes.log.info(increment.summary())
         metadata = increment.metadata(client.api_usage)
+        # As the in-process asset: rejects first, a type change's column, then the rows with
+        # the run's watermark (sf_lakehouse.extraction.store).
+        stored = store_increment(catalog, identifier, settings.raw_database, spec, increment)
+        if stored.rejects_table is not None:
+            metadata["rejects_table"] = stored.rejects_table
+        for warning in stored.warnings:
+            pipes.log.warning(warning)
+        pipes.log.info(increment.summary())
         pipes.report_asset_materialization(metadata=_pipes_metadata(metadata))
         return metadata
 

@@ -9,8 +9,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sf_lakehouse.commands.run import report_failure
+from sf_lakehouse.commands.run import publish_metrics, report_failure
 from sf_lakehouse.commands.summaries import print_summaries
+from sf_lakehouse.owner_only import private_dir
 
 DEMO_START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 # Emulator clock at each demo run: the org's history unfolds over six days.
@@ -52,7 +53,7 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
 
     if home.exists():
         shutil.rmtree(home)  # the demo always starts from an empty lakehouse
-    home.mkdir(parents=True)
+    private_dir(home)
     settings = resolve_settings("local", home=home)
     history = generate_org(users=args.users, seed=args.seed, start=DEMO_START, days=6)
     kinds = Counter(r.get("attributes", {}).get("type", "User") for r in history)
@@ -72,6 +73,7 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
                 result = run_pipeline(
                     settings, instance, log_level="DEBUG", tags=run_tags(settings, log_path)
                 )
+            publish_metrics(settings, instance, result.run_id)
             status = "ok" if result.success and not run_problems(result) else "FAILED"
             counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
             print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
@@ -83,4 +85,5 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
     dimension = settings.table_identifier(shown.dimension_asset_key)
     print(f"\nDemo finished in {time.monotonic() - started:.1f} s. Query it yourself:")
     print(f'  SF_LAKEHOUSE_HOME={home} sf-lakehouse query "select * from {dimension} limit 5"')
+    print(f"  SF_LAKEHOUSE_HOME={home} sf-lakehouse status")
     return 0

@@ -61,7 +61,7 @@ def cmd_re_extract(args: argparse.Namespace) -> int:
             since=args.since,
             reread=reread,
         )
-        store_increment(catalog, identifier, rejects, increment)
+        store_increment(catalog, identifier, settings.raw_database, spec, increment)
     finally:
         lock.release()
     print(

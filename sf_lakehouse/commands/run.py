@@ -40,6 +40,15 @@ def report_failure(
         print(f"  full log: {log_path}", file=sys.stderr)
 
 
+def publish_metrics(settings: Settings, instance: Any, run_id: str) -> None:
+    """The run's metrics (CloudWatch or `metrics/`); a failure to publish only warns."""
+    from sf_lakehouse.monitoring.run_facts import publish_run_metrics
+
+    publish_run_metrics(
+        settings, instance, run_id, warn=lambda line: print(f"warning: {line}", file=sys.stderr)
+    )
+
+
 def _lock(settings: Settings, command: str, wait: float, name: str | None = None) -> Any:
     """Take the lakehouse home's lock (sf_lakehouse.run_lock), telling the user if it waits."""
     from sf_lakehouse.run_lock import LOCK_FILE_NAME, LakehouseLock
@@ -156,6 +165,7 @@ def _run_holding_lock(
             f"sf-lakehouse (pid {os.getpid()}) stopped by {stopped_by or 'an error'}; "
             "marked failed",
         )
+    publish_metrics(settings, instance, run_id)
     if crash is not None and stopped_by is None:
         print(f"run {run_id} failed {where}: {crash}", file=sys.stderr)
         print(f"  full log: {log_path}", file=sys.stderr)

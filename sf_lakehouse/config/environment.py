@@ -8,6 +8,7 @@ the process environment at import time: callers ask for `resolve_settings()` whe
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from sf_lakehouse.config.alerts import Alerts, aws_only_problem
 from sf_lakehouse.config.errors import ConfigError, StrictModel, describe_validation_error
 from sf_lakehouse.config.objects import (
     CURATED_PREFIX,
@@ -78,16 +80,6 @@ class MaintenanceSettings(StrictModel):
     compact_when_data_files_exceed: int = Field(ge=2)
 
 
-class Alerts(StrictModel):
-    directory: str = Field(min_length=1)
-    webserver_url: str = Field(min_length=1)
-
-    @field_validator("webserver_url")
-    @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
-
-
 class Extraction(StrictModel):
     mode: Literal["in_process", "glue"] = "in_process"
     # How many objects a pipeline run launched by Dagster (schedule, UI) extracts at once;
@@ -123,9 +115,42 @@ class SalesforceApi(StrictModel):
         return self
 
 
+# Names that end up in IAM policy resources, ARNs and S3 paths: a `*` or `?` would widen a
+# policy (IAM wildcards), a `..` segment or a slash where none belongs would leave its prefix.
+ENVIRONMENT_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+SECRET_ID = r"^[A-Za-z0-9_+=.@-]+(/[A-Za-z0-9_+=.@-]+)*$"
+# S3 bucket rules, leaving room for the longest suffix (`-athena-results`, 63 characters in all).
+BUCKET_PREFIX = r"^[a-z0-9][a-z0-9-]{1,46}[a-z0-9]$"
+AWS_REGION = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"
+ATHENA_WORKGROUP = r"^[A-Za-z0-9._-]{1,128}$"
+IAM_PRINCIPAL_ARN = r"^arn:aws:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$"
+
+
+def check_name(value: str, pattern: str, what: str) -> str:
+    """`value` when it matches `pattern` and has no `.`/`..` path segment; else a ValueError
+    saying what is allowed."""
+    if not re.fullmatch(pattern, value) or {".", ".."} & set(value.split("/")):
+        raise ValueError(
+            f"{what}; no *, ?, spaces or ../ (the name ends in IAM policies and paths)"
+        )
+    return value
+
+
 class SalesforceAuth(StrictModel):
     source: Literal["environment", "secretsmanager"] = "environment"
     secret_id: str | None = None
+
+    @field_validator("secret_id")
+    @classmethod
+    def _secret_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check_name(
+            value,
+            SECRET_ID,
+            "a Secrets Manager name is letters, digits and _+=.@- in /-separated parts, "
+            "e.g. salesforce/prod/credentials",
+        )
 
     @model_validator(mode="after")
     def _secret(self) -> SalesforceAuth:
@@ -148,6 +173,19 @@ class AwsSection(StrictModel):
 
     region: str = Field(min_length=1)
     athena_workgroup: str = Field(min_length=1)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return check_name(value, AWS_REGION, "an AWS region looks like eu-west-1")
+
+    @field_validator("athena_workgroup")
+    @classmethod
+    def _workgroup(cls, value: str) -> str:
+        return check_name(
+            value, ATHENA_WORKGROUP, "a workgroup name is letters, digits and ._- (1-128)"
+        )
+
     athena_results_expiration_days: int = Field(default=30, ge=1)
     # Athena's smallest per-query data usage control is 10 MB.
     athena_bytes_scanned_cutoff_per_query: int = Field(default=10 * 1024**3, ge=10_000_000)
@@ -157,7 +195,7 @@ class AwsSection(StrictModel):
     lake_formation: bool = False
     pipeline_principal_arn: str | None = Field(
         default=None,
-        pattern=r"^arn:aws:iam::\d{12}:(role|user)/.+$",
+        pattern=IAM_PRINCIPAL_ARN,
         description="The IAM role or user that runs Dagster (Lake Formation grants)",
     )
 
@@ -178,12 +216,27 @@ class EnvironmentConfig(StrictModel):
     bucket_prefix: str | None = None
     aws: AwsSection | None = None
 
+    @field_validator("bucket_prefix")
+    @classmethod
+    def _bucket_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check_name(
+            value,
+            BUCKET_PREFIX,
+            "a bucket prefix is 3-48 lowercase letters, digits and hyphens, starting and "
+            "ending with a letter or digit",
+        )
+
     @model_validator(mode="after")
     def _aws_when_glue(self) -> EnvironmentConfig:
         if self.catalog.type == "glue" and (self.aws is None or not self.bucket_prefix):
             raise ValueError(
                 "a glue catalog needs an aws section (region, athena_workgroup) and bucket_prefix"
             )
+        problem = aws_only_problem(self.alerts, self.aws is not None)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -444,6 +497,13 @@ def resolve_settings(
             f"unknown environment {env_name!r} (from {ENV_VAR} or --environment); "
             f"known environments in {config_path}: {known}"
         )
+    try:
+        check_name(env_name, ENVIRONMENT_NAME, "an environment name is")
+    except ValueError:
+        raise ConfigError(
+            f"{config_path}: environment name {env_name[:40]!r} is not valid: use 1-32 lowercase "
+            "letters, digits, _ and -, starting with a letter (it names roles, jobs and paths)"
+        ) from None
     merged = _merge(raw_config.get("defaults") or {}, environments[env_name] or {})
     try:
         env_config = EnvironmentConfig.model_validate(merged)

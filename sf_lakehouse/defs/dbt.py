@@ -36,6 +36,7 @@ from sf_lakehouse.defs.resources import dbt_executable, dbt_vars_arg
 from sf_lakehouse.lakehouse.increments import CODE_VERSION_PROPERTY, snapshot_property
 from sf_lakehouse.lakehouse.io_manager import column_schema
 from sf_lakehouse.lakehouse.resource import LakehouseResource
+from sf_lakehouse.owner_only import private_dir
 
 # Model folder -> asset key prefix; a raw source keeps dagster-dbt's [source, table] key, which
 # is its raw asset's key (sf_raw/sf_user).
@@ -283,8 +284,7 @@ def invocation_target_path(lakehouse: LakehouseResource, run_id: str) -> Path:
     previous build left for this lakehouse: dbt then skips re-parsing the project (several
     seconds per run), which it must otherwise do because the run's vars differ from the vars
     the shipped manifest was parsed with."""
-    target = _dbt_state_dir(lakehouse) / f"{run_id[:8]}-{uuid.uuid4().hex[:6]}"
-    target.mkdir(parents=True, exist_ok=True)
+    target = private_dir(_dbt_state_dir(lakehouse) / f"{run_id[:8]}-{uuid.uuid4().hex[:6]}")
     seed = _dbt_state_dir(lakehouse) / PARTIAL_PARSE_FILE
     if seed.is_file():
         shutil.copyfile(seed, target / PARTIAL_PARSE_FILE)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from dagster_dbt import DbtCliResource
 from packaging import version
 
+from sf_lakehouse.launch_lock import LaunchLocked
 
-class LakehouseDbtCliResource(DbtCliResource):
+
+class LakehouseDbtCliResource(LaunchLocked, DbtCliResource):
     """`DbtCliResource` minus what this project never uses, about 4-6 s of every run:
 
     * the dbt version: dagster-dbt runs `dbt --version` in a subprocess on each invocation
@@ -21,7 +23,12 @@ class LakehouseDbtCliResource(DbtCliResource):
     * the in-process dbt adapter, which dagster-dbt opens only for `fetch_column_metadata()` and
       `fetch_row_counts()`; this project records each dimension's columns from its Iceberg
       table instead (`sf_lakehouse.defs.dbt`).
+
+    A run's launch configuration may change none of its fields: the executable, the project
+    and profiles folders decide which code runs with the run's credentials.
     """
+
+    launch_label: ClassVar[str] = "dbt"
 
     @cached_property
     def _cli_version(self) -> version.Version:

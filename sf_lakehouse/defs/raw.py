@@ -23,12 +23,7 @@ from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
 from sf_lakehouse.defs.jobs import EXTRACTION, EXTRACTION_TAG
 from sf_lakehouse.defs.pools import raw_pool
-from sf_lakehouse.extraction import (
-    Increment,
-    extract_increment,
-    rejects_identifier,
-    store_increment,
-)
+from sf_lakehouse.extraction import extract_increment, store_increment
 from sf_lakehouse.lakehouse.io_manager import column_schema
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
@@ -55,22 +50,6 @@ def dagster_metadata(values: dict[str, Any]) -> dict[str, Any]:
         else:
             converted[name] = value
     return converted
-
-
-def report_lines(increment: Increment, rejects_table: str) -> list[str]:
-    """The warnings of one extraction: set-aside values, type changes, future stamps."""
-    lines = [change.describe() for change in increment.type_changes]
-    if increment.rejected:
-        first = increment.rejects.slice(0, 1).to_pylist()[0]
-        lines.append(
-            f"{increment.object_name}: {increment.rejected} value(s) set aside into "
-            f"{rejects_table} (their versions are stored); first: record {first['id']}: "
-            f"{first['reason']}"
-        )
-    future = increment.future_warning()
-    if future:
-        lines.append(future)
-    return lines
 
 
 def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
@@ -128,21 +107,21 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         )
         context.log.info(increment.summary())
         metadata = increment.metadata(client.api_usage)
-        rejects_table = rejects_identifier(settings.raw_database, spec)
-        catalog = lakehouse.catalog()
         # Rejects, a type change's column, then the rows with the run's watermark (the same
         # write as the Glue job's).
-        written = store_increment(catalog, identifier, rejects_table, increment)
-        for line in report_lines(increment, rejects_table):
-            context.log.warning(line)
-        if increment.rejected:
-            metadata["rejects_table"] = rejects_table
+        stored = store_increment(
+            lakehouse.catalog(), identifier, settings.raw_database, spec, increment
+        )
+        for warning in stored.warnings:
+            context.log.warning(warning)
+        if stored.rejects_table is not None:
+            metadata["rejects_table"] = stored.rejects_table
         table = lakehouse.load_table(spec.raw_asset_key)
         if table is not None:
             snapshot = table.current_snapshot()
             metadata["dagster/column_schema"] = column_schema(table)
             metadata["snapshot_id"] = str(snapshot.snapshot_id) if snapshot else "none"
-        metadata["rows_written"] = written
+        metadata["rows_written"] = stored.appended
         return MaterializeResult(metadata=dagster_metadata(metadata))
 
     return raw_records

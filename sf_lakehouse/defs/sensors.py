@@ -5,7 +5,6 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -23,9 +22,17 @@ from dagster import (
 from dagster_shared.error import SerializableErrorInfo
 
 from sf_lakehouse.config import FreshnessWindow, ObjectSpec, Settings
+from sf_lakehouse.defs.alerting import (
+    build_success_sensor,
+    notify_freshness_change,
+    on_run_failed,
+    publish_freshness_metrics,
+)
 from sf_lakehouse.defs.jobs import PIPELINE_JOB_NAME, runs_in_progress
 from sf_lakehouse.extraction import read_watermark
 from sf_lakehouse.lakehouse.resource import LakehouseResource
+from sf_lakehouse.monitoring.metrics import freshness_status
+from sf_lakehouse.monitoring.sinks import record_alert
 from sf_lakehouse.salesforce.client import SalesforceClient, client_policy, connect
 from sf_lakehouse.salesforce.deadline import DeadlineExceeded, probe_deadline
 from sf_lakehouse.salesforce.resource import SalesforceResource
@@ -34,21 +41,6 @@ from sf_lakehouse.salesforce.types import format_soql_datetime, parse_sf_datetim
 CHANGE_SENSOR_NAME = "salesforce_change_sensor"
 FRESHNESS_SENSOR_NAME = "freshness_alert_sensor"
 FAILURE_SENSOR_NAME = "run_failure_recorder"
-
-
-# --- alerts: what the sensors record for an operator -------------------------------------------
-
-
-def record_alert(directory: Path, kind: str, record: dict[str, Any], headline: str) -> Path:
-    """Append one alert: a JSON line (`<kind>.jsonl`, for tools) and one readable line
-    (`alerts.log`, for people). Returns the JSON Lines file."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{kind}.jsonl"
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=str, sort_keys=True) + "\n")
-    with (directory / "alerts.log").open("a", encoding="utf-8") as handle:
-        handle.write(f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}Z {headline}\n")
-    return path
 
 
 # --- the change sensor ---------------------------------------------------------------------------
@@ -177,20 +169,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def freshness_status(
-    last_update: dt.datetime | None, window: FreshnessWindow, now: dt.datetime
-) -> str:
-    """`fresh`, `warn`, `fail`, or `never` (not materialized yet)."""
-    if last_update is None:
-        return "never"
-    age = now - last_update
-    if age > dt.timedelta(minutes=window.fail_after_minutes):
-        return "fail"
-    if age > dt.timedelta(minutes=window.warn_after_minutes):
-        return "warn"
-    return "fresh"
-
-
 def freshness_windows(specs: Sequence[ObjectSpec]) -> dict[AssetKey, FreshnessWindow]:
     """Every raw table's and dimension's window, from its object spec."""
     windows: dict[AssetKey, FreshnessWindow] = {}
@@ -209,7 +187,9 @@ def build_freshness_sensor(settings: Settings) -> SensorDefinition:
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Evaluates the freshness windows of every raw table and dimension (the same windows "
-            "as their FreshnessPolicy) and records an alert once per stale state."
+            "as their FreshnessPolicy), records an alert once per stale state, sends one to "
+            "alerts.sns / alerts.slack per change of state (and when fresh again), and publishes "
+            "the freshness lag metrics."
         ),
     )
     def freshness_alert_sensor(context: SensorEvaluationContext) -> SkipReason:
@@ -223,6 +203,8 @@ def build_freshness_sensor(settings: Settings) -> SensorDefinition:
             name = key.to_user_string()
             states[name] = status
             state_id = f"{status}@{last.isoformat() if last else 'never'}"
+            previous = str(already.get(name, "")).split("@")[0]
+            notify_freshness_change(settings, key, previous, status, last, context.log.warning)
             if status in ("warn", "fail") and already.get(name) != state_id:
                 record_alert(
                     settings.alerts_dir,
@@ -239,6 +221,7 @@ def build_freshness_sensor(settings: Settings) -> SensorDefinition:
                 )
             already[name] = state_id
         context.update_cursor(json.dumps(already, sort_keys=True))
+        publish_freshness_metrics(settings, context.instance, now, context.log.warning)
         return SkipReason(", ".join(f"{name}: {status}" for name, status in states.items()))
 
     return freshness_alert_sensor
@@ -276,7 +259,10 @@ def build_failure_sensor(settings: Settings) -> SensorDefinition:
     @run_failure_sensor(
         name=FAILURE_SENSOR_NAME,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Records every failed run (link, failed steps, errors) in the alerts log.",
+        description=(
+            "Records every failed run (link, failed steps, errors) in the alerts log, publishes "
+            "its metrics, and alerts alerts.sns / alerts.slack when the job was not failing yet."
+        ),
     )
     def run_failure_recorder(context: RunFailureSensorContext) -> None:
         record = failure_record(context, settings.config.alerts.webserver_url)
@@ -284,6 +270,13 @@ def build_failure_sensor(settings: Settings) -> SensorDefinition:
         headline = f"RUN FAILED {record['job']} {record['link']} {steps or record['error']}"
         record_alert(settings.alerts_dir, "run_failures", record, headline)
         context.log.error(headline)
+        on_run_failed(
+            settings,
+            context.instance,
+            context.dagster_run,
+            steps=record["failed_steps"],
+            warn=context.log.warning,
+        )
 
     return run_failure_recorder
 
@@ -293,4 +286,5 @@ def build_sensors(settings: Settings, object_jobs: Sequence[Any]) -> list[Sensor
         build_change_sensor(settings, object_jobs),
         build_freshness_sensor(settings),
         build_failure_sensor(settings),
+        build_success_sensor(settings),
     ]

@@ -42,6 +42,7 @@ from sf_lakehouse.extraction.rejects import (
     REJECTS_SCHEMA,
     rejects_identifier,
     rejects_table_name,
+    store_rejects,
     with_run_columns,
     write_rejects,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "rejects_identifier",
     "rejects_table_name",
     "store_increment",
+    "store_rejects",
     "watermark_properties",
     "with_run_columns",
     "write_rejects",

@@ -31,6 +31,7 @@ from sf_lakehouse.extraction.cursor import (
 )
 from sf_lakehouse.extraction.rejects import REJECTS_SCHEMA, with_run_columns
 from sf_lakehouse.extraction.type_changes import TypeChange, plan_columns
+from sf_lakehouse.redact import shorten
 from sf_lakehouse.salesforce.client import SalesforceClient
 from sf_lakehouse.salesforce.convert import Converted, csv_to_arrow, records_to_converted
 from sf_lakehouse.salesforce.errors import QueryLocatorInvalid, SalesforceApiError
@@ -208,8 +209,8 @@ def _check_placeable(batch: Converted, spec: ObjectSpec) -> None:
         if reject["field"] in required:
             raise CursorValueError(
                 f"{spec.api_name} record {reject['id']} has an unreadable {reject['field']} "
-                f"{reject['value']!r}: it cannot be placed in time, so the run stops without "
-                f"moving the watermark; fix the record's {reject['field']} in Salesforce"
+                f"{shorten(reject['value'])}: it cannot be placed in time, so the run stops "
+                f"without moving the watermark; fix the record's {reject['field']} in Salesforce"
             )
     for name in ("id", "systemmodstamp", spec.cursor.lower()):
         column = batch.table.column(name)
@@ -225,8 +226,9 @@ def _check_placeable(batch: Converted, spec: ObjectSpec) -> None:
 def _fail_on_rejects(batch: Converted, spec: ObjectSpec) -> None:
     first = batch.rejects.slice(0, 1).to_pylist()[0]
     raise ConversionError(
-        f"{spec.api_name} record {first['id']}: {first['field']} = {first['value']!r} does not "
-        f"convert ({first['reason']}); {batch.rejects.num_rows} such value(s) in this page, "
+        f"{spec.api_name} record {first['id']}: {first['field']} = "
+        f"{shorten(first['value'])} does not convert ({first['reason']}); "
+        f"{batch.rejects.num_rows} such value(s) in this page, "
         "nothing was appended (extraction.on_conversion_error: fail; `reject` keeps them in "
         f"sf_{spec.name}_rejects instead)"
     )

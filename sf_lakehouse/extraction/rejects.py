@@ -1,9 +1,10 @@
 """Rejected values: the per-object table `<raw database>.sf_<object>_rejects`.
 
-A record with a value that does not convert to its column's type never reaches the raw table
-and is never dropped in silence: each such value is one row here, appended in one commit by the
-run that read it. Columns: `id`, `field`, `value` (as Salesforce sent it), `reason` (names the
-field and the fix), `systemmodstamp` (when parseable), `_extracted_at`, `_run_id`.
+A value that does not convert to its column's type is set aside (its version is stored with
+that column NULL) and never dropped in silence: each such value is one row here, appended in one
+commit by the run that read it. Columns: `id`, `field`, `value` (as Salesforce sent it),
+`reason` (names the field and the fix), `systemmodstamp` (when parseable), `_extracted_at`,
+`_run_id`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pyiceberg.catalog import Catalog
 from sf_lakehouse.config import ObjectSpec
 from sf_lakehouse.extraction.cursor import EXTRACTED_AT, RUN_ID
 from sf_lakehouse.lakehouse.tables import PartitionField, TableLayout, append_rows, ensure_table
+from sf_lakehouse.redact import shorten
 from sf_lakehouse.salesforce.convert import REJECT_SCHEMA
 
 REJECTS_SCHEMA = REJECT_SCHEMA.append(pa.field(EXTRACTED_AT, pa.timestamp("us"))).append(
@@ -55,3 +57,22 @@ def write_rejects(catalog: Catalog, identifier: str, rejects: pa.Table) -> int:
         return 0
     table = ensure_table(catalog, identifier, REJECTS_SCHEMA, REJECTS_LAYOUT)
     return append_rows(table, rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA))
+
+
+def store_rejects(
+    catalog: Catalog, raw_database: str, spec: ObjectSpec, rejects: pa.Table
+) -> tuple[str, str] | None:
+    """Append a run's rejects to the object's rejects table and return the table with the
+    warning for the run's log; None when there are none. The in-process raw asset and the Glue
+    job both store their rejects through this one function."""
+    if rejects.num_rows == 0:
+        return None
+    identifier = rejects_identifier(raw_database, spec)
+    write_rejects(catalog, identifier, rejects)
+    first = rejects.slice(0, 1).to_pylist()[0]
+    warning = (
+        f"{rejects.num_rows} {spec.api_name} value(s) set aside into {identifier} (their "
+        f"versions are stored); first: "
+        f"record {first['id']}: {shorten(first['reason'], 240)}"
+    )
+    return identifier, warning

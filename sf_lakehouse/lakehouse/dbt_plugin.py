@@ -47,6 +47,7 @@ from sf_lakehouse.lakehouse.tables import (
     open_catalog,
     replace_rows,
 )
+from sf_lakehouse.owner_only import private_dir
 
 # dbt-athena table_properties -> Iceberg table properties
 _ATHENA_PROPERTY_NAMES = {"write_target_data_file_size_bytes": "write.target-file-size-bytes"}
@@ -139,7 +140,7 @@ class Plugin(BasePlugin):
         self._catalog = open_catalog(self._settings.catalog_properties())
         self._builds: dict[str, DimensionBuild] = {}
         # dbt-duckdb writes external models here before store() copies them into Iceberg.
-        (self._settings.home / "dbt_external").mkdir(parents=True, exist_ok=True)
+        private_dir(self._settings.home / "dbt_external")
 
     def _spec_of_raw(self, table_name: str) -> ObjectSpec | None:
         for spec in self._settings.objects:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from dagster import ConfigurableResource
 from pyiceberg.catalog import Catalog
@@ -10,10 +11,15 @@ from pyiceberg.table import Table
 
 from sf_lakehouse.config import table_identifier
 from sf_lakehouse.lakehouse.tables import load_table_or_none, open_catalog
+from sf_lakehouse.launch_lock import LaunchLocked
 
 
-class LakehouseResource(ConfigurableResource):
-    """The Iceberg catalog and the names of this environment's databases."""
+class LakehouseResource(LaunchLocked, ConfigurableResource):
+    """The Iceberg catalog and the names of this environment's databases. A run's launch
+    configuration may change none of them (another catalog would receive the data and the
+    run's AWS session token)."""
+
+    launch_label: ClassVar[str] = "lakehouse"
 
     environment: str
     catalog_properties: dict[str, str]

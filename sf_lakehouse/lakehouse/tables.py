@@ -48,6 +48,7 @@ from sf_lakehouse.lakehouse.versions import (
     declared_unique_key,
     only_unstored_rows,
 )
+from sf_lakehouse.owner_only import private_dir
 
 CATALOG_NAME = "sf_lakehouse"
 WRITE_ID_PROPERTY = "sf-lakehouse-write-id"
@@ -162,13 +163,13 @@ def open_catalog(properties: Mapping[str, str]) -> Catalog:
     props = dict(properties)
     if props.get("type") == "sql":
         database = Path(props["uri"].removeprefix("sqlite:///"))
-        database.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(database.parent)
         warehouse = props.get("warehouse", "")
         if warehouse.startswith("file://"):
             local = Path(warehouse.removeprefix("file://"))
             # A moved or copied home is refused before anything is read or written.
             check_home_location(local.parent, database, local)
-            local.mkdir(parents=True, exist_ok=True)
+            private_dir(local)
     return load_catalog(CATALOG_NAME, **props)
 
 

@@ -5,14 +5,15 @@ Secrets Manager secret (no Dagster; the AWS Glue job imports this module).
 from __future__ import annotations
 
 import dataclasses
-import re
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sf_lakehouse.config import Settings
+from sf_lakehouse.redact import secret_or_none
+from sf_lakehouse.salesforce.domain import check_login_url, normalize_domain
 from sf_lakehouse.salesforce.retry import ClientPolicy
+from sf_lakehouse.salesforce.secret import SecretError, read_salesforce_secret
 from sf_lakehouse.salesforce.types import SalesforceConfigError
 
 AUTH_METHODS = ("password", "client_credentials", "session")
@@ -47,54 +48,6 @@ def masked_value(name: str, value: Any) -> str:
     return "'***'" if name in SECRET_FIELDS and value else repr(value)
 
 
-_DOMAIN_LABELS = re.compile(
-    r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
-)
-
-
-def normalize_domain(value: str, source: str = "domain (SF_DOMAIN)") -> str:
-    """simple-salesforce's `domain` (it logs in at `https://<domain>.salesforce.com`) from a
-    prefix (`login`, `test`, `acme.my`), a host name (`login.salesforce.com`,
-    `acme.my.salesforce.com`) or an `https://` URL of such a host."""
-    text = value.strip()
-    if "://" in text:
-        parsed = urllib.parse.urlsplit(text)
-        if parsed.scheme != "https":
-            raise SalesforceConfigError(
-                f"{source} is a {parsed.scheme}:// URL; Salesforce logins are https:// only "
-                "(e.g. https://acme.my.salesforce.com, or just acme.my)"
-            )
-        if parsed.path.strip("/") or parsed.query or parsed.port is not None:
-            raise SalesforceConfigError(
-                f"{source} must be a host, not a URL with a path or port; use e.g. acme.my "
-                "(for a server that is not *.salesforce.com, set login_url instead)"
-            )
-        text = parsed.hostname or ""
-    host = text.lower().rstrip(".")
-    if host.endswith(".salesforce.com"):
-        host = host.removesuffix(".salesforce.com")
-    if not host or host == "salesforce.com" or not _DOMAIN_LABELS.match(host):
-        raise SalesforceConfigError(
-            f"{source} {value!r} is not a Salesforce login domain; use login, test, your My "
-            "Domain (acme.my) or its host name (acme.my.salesforce.com)"
-        )
-    return host
-
-
-def check_login_url(value: str, source: str = "login_url (SF_LOGIN_URL)") -> str:
-    """A login URL is `https://host[:port]`: an `http://` one would send the credentials in
-    clear text (and simple-salesforce speaks TLS only)."""
-    parsed = urllib.parse.urlsplit(value.strip())
-    if parsed.scheme != "https" or not parsed.hostname:
-        shown = f"{parsed.scheme}://" if parsed.scheme else repr(value)
-        raise SalesforceConfigError(
-            f"{source} is {shown}...: the login URL must be https:// (credentials never travel "
-            "in clear text); use the https:// URL that `sf-lakehouse emulator` prints, or leave "
-            "it unset for Salesforce itself"
-        )
-    return value.strip().rstrip("/")
-
-
 @dataclass(frozen=True)
 class ConnectionSettings:
     """How to reach and log in to one org. Secret fields never appear in its repr."""
@@ -116,6 +69,9 @@ class ConnectionSettings:
     policy: ClientPolicy | None = None
 
     def __post_init__(self) -> None:
+        # Secret values stay hidden in any repr, also of `dataclasses.asdict(settings)`.
+        for name in SECRET_FIELDS:
+            object.__setattr__(self, name, secret_or_none(getattr(self, name)))
         object.__setattr__(self, "domain", normalize_domain(self.domain))
         if self.login_url:
             object.__setattr__(self, "login_url", check_login_url(self.login_url))
@@ -213,8 +169,6 @@ def with_secret_credentials(
     settings: ConnectionSettings, secret_id: str, region: str | None
 ) -> ConnectionSettings:
     """These settings with the credentials of an AWS Secrets Manager secret filled in."""
-    from sf_lakehouse.aws.secrets import SecretError, read_salesforce_secret
-
     if not region:
         raise SalesforceConfigError(f"secret {secret_id} needs aws_region")
     try:

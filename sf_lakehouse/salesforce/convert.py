@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from sf_lakehouse.redact import shorten
 from sf_lakehouse.salesforce.types import FieldSpec, arrow_schema, parse_sf_datetime
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -215,9 +216,8 @@ def reject_reason(spec: FieldSpec, value: str | None) -> str:
     """Why a value was set aside, naming the field and how to fix it (the value is cut short:
     a reason is read in logs and summaries)."""
     target = _type_name(spec.arrow_type)
-    shown = value if value is None or len(value) <= 80 else value[:80] + "..."
     return (
-        f"{spec.name}: {shown!r} is not a {target}, though describe types {spec.name} as "
+        f"{spec.name}: {shorten(value)} is not a {target}, though describe types {spec.name} as "
         f"{spec.sf_type}; the version is stored with {spec.column} NULL. Have the org's admin "
         f"fix the value (a type change is handled by extraction.on_type_change), then re-extract "
         f"from this version's systemmodstamp (sf-lakehouse re-extract)"

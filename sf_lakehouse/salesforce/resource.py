@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
 from sf_lakehouse.config import ConfigError, Settings
+from sf_lakehouse.launch_lock import LaunchLocked
 from sf_lakehouse.salesforce.client import (
     CONNECTION_FIELDS,
     ENVIRONMENT_VARIABLES,
@@ -24,9 +25,17 @@ from sf_lakehouse.salesforce.client import (
 _SECRET_DESCRIPTION = "Secret: pass it with EnvVar; never shown in a repr or a log line"
 
 
-class SalesforceResource(ConfigurableResource):
+class SalesforceResource(LaunchLocked, ConfigurableResource):
     """Salesforce over simple-salesforce: username + password + security token, OAuth client
-    credentials, or an existing session id + instance URL. Pass secrets with `EnvVar`."""
+    credentials, or an existing session id + instance URL. Pass secrets with `EnvVar`.
+
+    A run's launch configuration may change only the API version and the timeout: never where
+    the credentials go (`domain`, `login_url`, `ca_bundle`, `instance_url`), which credentials or
+    which Secrets Manager secret are used (`secret_id`, `aws_region`, the credential fields).
+    """
+
+    launch_configurable: ClassVar[frozenset[str]] = frozenset({"api_version", "timeout_seconds"})
+    launch_label: ClassVar[str] = "salesforce"
 
     domain: str = Field(
         default="login",
@@ -82,6 +91,12 @@ class SalesforceResource(ConfigurableResource):
         return f"{type(self).__name__}({shown})"
 
     __str__ = __repr__
+
+    def launch_refusal_reason(self) -> str:
+        return (
+            "nothing given at launch may change where the Salesforce credentials go or which "
+            "credentials (or Secrets Manager secret) are read"
+        )
 
     def connection_settings(self) -> ConnectionSettings:
         settings = ConnectionSettings(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sf_lakehouse.aws.options import HardeningOptions
 from sf_lakehouse.config import Settings
+from sf_lakehouse.redact import Secret
 
 if TYPE_CHECKING:
     from sf_lakehouse.salesforce.client import SalesforceClient
@@ -18,22 +19,32 @@ if TYPE_CHECKING:
 class DeployContext:
     settings: Settings
     options: HardeningOptions
-    credentials: Mapping[str, str] | None
+    # The Salesforce credentials deploy stores: never in the context's repr.
+    credentials: Mapping[str, str] | None = field(repr=False)
     script_path: Path
     package_dir: Path
     config_path: Path
+    # A prepared folder of the Glue job's wheels (`deploy --wheelhouse`); None: the cache.
+    wheelhouse: Path | None = None
     account_id: str = ""
     # The Salesforce login deploy made (to validate the credentials): reused to describe objects.
     salesforce: SalesforceClient | None = None
     salesforce_problem: str | None = None
     role_arn: str = ""
     role_created: bool = False
+    # Where the Glue job's wheels are in the scripts bucket (set by the wheelhouse planner).
+    wheel_locations: list[str] = field(default_factory=list)
     new_buckets: set[str] = field(default_factory=set)
     new_databases: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _clients: dict[str, Any] = field(default_factory=dict)
     _catalog: Any = None
+
+    def __post_init__(self) -> None:
+        # Also hidden from `dataclasses.asdict(ctx)`: each value's repr is masked.
+        if self.credentials is not None:
+            self.credentials = {k: Secret(v) for k, v in self.credentials.items()}
 
     @property
     def aws(self) -> Any:

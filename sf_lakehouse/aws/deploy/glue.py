@@ -2,7 +2,8 @@
 
 The job's script, the `sf_lakehouse` package (`--extra-py-files`), the pipeline config and the
 object specs (`--extra-files`: Glue copies them flat next to the script, where the entry point
-finds them) are uploaded to the scripts bucket under `glue/` when their content changed.
+finds them) are uploaded to the scripts bucket under `glue/` when their content changed; the
+job installs its packages from the wheelhouse beside them (`wheelhouse.py`), never an index.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import io
 import time
 import zipfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,12 @@ from sf_lakehouse.aws.deploy.plan import (
     split_s3,
 )
 from sf_lakehouse.aws.deploy.s3 import object_step
+from sf_lakehouse.aws.deploy.wheelhouse import INSTALLER_OPTION
 from sf_lakehouse.config.objects import OBJECTS_DIR_NAME
 
 # The job runs the sf_lakehouse package (Python 3.11: datetime.UTC, pyiceberg 0.11 needs >= 3.10),
 # so it is a Glue 5.0 job (Python 3.11); Python shell jobs stop at Python 3.9.
 GLUE_VERSION = "5.0"
-GLUE_JOB_MODULES = ("simple-salesforce", "pyiceberg[pyarrow]", "dagster-pipes", "PyYAML")
 CONFIG_FILE_NAME = "pipeline-config.yml"
 
 
@@ -110,15 +110,6 @@ def package_zip(package_dir: Path) -> bytes:
     return buffer.getvalue()
 
 
-def glue_job_modules() -> str:
-    """`--additional-python-modules`: the versions installed here (the lock file's)."""
-    pins = []
-    for requirement in GLUE_JOB_MODULES:
-        name = requirement.split("[", 1)[0]
-        pins.append(f"{requirement}=={metadata.version(name)}")
-    return ",".join(pins)
-
-
 def object_spec_files(config_path: Path) -> list[Path]:
     """The object specs beside the pipeline config (`objects/*.yml`), in file-name order."""
     return sorted((config_path.parent / OBJECTS_DIR_NAME).glob("*.yml"))
@@ -187,10 +178,17 @@ def desired_job(ctx: DeployContext) -> dict[str, Any]:
             "--SF_LAKEHOUSE_ENV": aws.environment,
             # The config and the specs are in the job's working directory (--extra-files).
             "--SF_LAKEHOUSE_CONFIG": CONFIG_FILE_NAME,
-            "--additional-python-modules": glue_job_modules(),
+            # The wheels of the exact pins, installed offline: no package index at run time.
+            "--additional-python-modules": ",".join(ctx.wheel_locations),
+            "--python-modules-installer-option": INSTALLER_OPTION,
             "--extra-py-files": package_location(ctx),
             "--extra-files": ",".join(extra_files),
             "--job-language": "python",
+            # Job metrics, observability metrics and continuous logs in CloudWatch (the
+            # dashboard's Glue widget and the logs of a run while it runs).
+            "--enable-metrics": "true",
+            "--enable-observability-metrics": "true",
+            "--enable-continuous-cloudwatch-log": "true",
         },
         "GlueVersion": GLUE_VERSION,
         "WorkerType": "G.1X",

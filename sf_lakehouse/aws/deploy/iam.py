@@ -33,7 +33,7 @@ def plan_role(ctx: DeployContext) -> Step:
     inline = iam.glue_role_inline_policy(
         ctx.settings, ctx.account_id, lake_formation=ctx.options.lake_formation
     )
-    trust = iam.glue_trust_policy(ctx.account_id)
+    trust = iam.glue_trust_policy(ctx.account_id, iam.glue_job_arn(ctx.settings, ctx.account_id))
     ctx.role_arn = iam.role_arn(ctx.account_id, name)
     with aws_errors(resource, READ_ACTIONS):
         try:
@@ -76,7 +76,7 @@ def plan_role(ctx: DeployContext) -> Step:
             _put_inline(ctx, name, inline)
 
         detail = (
-            "trust glue.amazonaws.com from this account only, no managed policy, "
+            "trust glue.amazonaws.com for this account's extraction job only, no managed policy, "
             "least-privilege inline policy"
         )
         return Step(Change(resource, "create", detail), create, WRITE_ACTIONS)

@@ -8,7 +8,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from sf_lakehouse.aws.deploy import athena, glue, iam, lakeformation, s3, secrets, tables
+from sf_lakehouse.aws.deploy import (
+    athena,
+    glue,
+    iam,
+    lakeformation,
+    s3,
+    secrets,
+    tables,
+    wheelhouse,
+)
+from sf_lakehouse.aws.deploy import monitoring as monitoring_resources
 from sf_lakehouse.aws.deploy.context import DeployContext
 from sf_lakehouse.aws.deploy.plan import (
     AwsDeployError,
@@ -53,6 +63,7 @@ def plan_deploy(
     script_path: Path | None = None,
     package_dir: Path = PACKAGE_DIR,
     config_path: Path | None = None,
+    wheelhouse_dir: Path | None = None,
 ) -> Plan:
     """Read the current AWS state and return what a deploy would change (changes nothing)."""
     ctx = DeployContext(
@@ -62,6 +73,7 @@ def plan_deploy(
         script_path=Path(script_path) if script_path is not None else DEFAULT_SCRIPT_PATH,
         package_dir=Path(package_dir),
         config_path=Path(config_path) if config_path is not None else settings.config_path,
+        wheelhouse=Path(wheelhouse_dir) if wheelhouse_dir is not None else None,
     )
     with aws_errors("sts caller identity", ("sts:GetCallerIdentity",)):
         ctx.account_id = str(ctx.client("sts").get_caller_identity()["Account"])
@@ -74,7 +86,9 @@ def plan_deploy(
     plan.steps += tables.plan_raw_tables(ctx)
     plan.steps += lakeformation.plan_lake_formation(ctx)
     plan.steps += glue.plan_job_artifacts(ctx)
+    plan.steps.append(wheelhouse.plan_wheelhouse(ctx))
     plan.steps.append(glue.plan_job(ctx))
+    plan.steps += monitoring_resources.plan_monitoring(ctx)
     plan.warnings += ctx.warnings
     plan.notes += ctx.notes
     return plan
@@ -103,6 +117,7 @@ def run_deploy(
     password_stdin: bool = False,
     credentials_file: str | None = None,
     script_path: Path | None = None,
+    wheelhouse_dir: Path | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
     stdin: TextIO | None = None,
@@ -122,7 +137,12 @@ def run_deploy(
             credentials_file=credentials_file,
             stdin=stdin,
         )
-        plan = plan_deploy(settings, credentials=credentials, script_path=script_path)
+        plan = plan_deploy(
+            settings,
+            credentials=credentials,
+            script_path=script_path,
+            wheelhouse_dir=wheelhouse_dir,
+        )
         print(format_plan(plan), file=out)
         for warning in plan.warnings:
             print(f"warning: {warning}", file=err)

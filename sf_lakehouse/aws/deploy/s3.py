@@ -6,8 +6,11 @@ Every call on an existing bucket passes `ExpectedBucketOwner` (this account).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from sf_lakehouse.aws.deploy.context import DeployContext
@@ -264,11 +267,13 @@ def _configure(ctx: DeployContext, kind: str, parts: set[str]) -> None:
             )
 
 
-def object_step(ctx: DeployContext, uri: str, body: bytes) -> Step:
-    """Upload `body` to `uri` when the object is missing or its sha256 differs."""
+def object_step(ctx: DeployContext, uri: str, body: bytes | Path) -> Step:
+    """Upload `body` (bytes, or a file streamed from disk) to `uri` when the object is missing
+    or its sha256 differs."""
     bucket, key = split_s3(uri)
     resource = f"s3 object {uri}"
-    digest = hashlib.sha256(body).hexdigest()
+    digest = hashlib.sha256(body).hexdigest() if isinstance(body, bytes) else file_sha256(body)
+    size = len(body) if isinstance(body, bytes) else body.stat().st_size
     s3 = ctx.client("s3")
     current_digest = None
     exists = False
@@ -285,15 +290,33 @@ def object_step(ctx: DeployContext, uri: str, body: bytes) -> Step:
         return Step(Change(resource, "none", f"sha256 {digest[:12]}"))
 
     def upload() -> None:
-        with aws_errors(resource, ("s3:PutObject",)):
+        with (
+            aws_errors(resource, ("s3:PutObject",)),
+            contextlib.nullcontext(body) if isinstance(body, bytes) else body.open("rb") as data,
+        ):
             s3.put_object(
                 Bucket=bucket,
                 Key=key,
-                Body=body,
+                Body=data,
                 Metadata={SHA256_METADATA_KEY: digest},
                 **ctx.bucket_owner(),
             )
 
     action: Action = "update" if exists else "create"
-    detail = f"upload {len(body)} bytes, sha256 {digest[:12]}"
+    detail = f"upload {size} bytes, sha256 {digest[:12]}"
     return Step(Change(resource, action, detail), upload, ("s3:PutObject",))
+
+
+@functools.lru_cache(maxsize=512)
+def _file_sha256(path: Path, size: int, modified_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """A file's sha256, computed once per content (size and modification time) per process."""
+    info = path.stat()
+    return _file_sha256(path, info.st_size, info.st_mtime_ns)

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from sf_lakehouse.aws.deploy.context import DeployContext
 from sf_lakehouse.aws.deploy.plan import Change, DeployError, Step, aws_errors, error_code
-from sf_lakehouse.aws.secrets import SecretError, validate_credentials
+from sf_lakehouse.salesforce.secret import SecretError, validate_credentials
 
 SHOWN_KEYS = frozenset({"domain", "login_url", "ca_bundle"})
 ALTERNATIVES = (
