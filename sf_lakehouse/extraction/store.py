@@ -14,7 +14,13 @@ from sf_lakehouse.extraction.cursor import read_watermark, watermark_properties
 from sf_lakehouse.extraction.increment import Increment
 from sf_lakehouse.extraction.rejects import store_rejects
 from sf_lakehouse.extraction.type_changes import change_properties, widened_columns
-from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, widen_columns
+from sf_lakehouse.lakehouse.tables import (
+    RAW_LAYOUT,
+    append_rows,
+    ensure_table,
+    load_table_or_none,
+    widen_columns,
+)
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,10 @@ def store_increment(
     """Store what `extract_increment` read. A re-extract's corrections (stored versions read
     again) are appended beside the first read: rule 1 keeps the latest read of a version."""
     rejected = store_rejects(catalog, raw_database, spec, increment.rejects)
-    # Created on the first run even when empty: dbt reads it as the staging model's source.
-    table = ensure_table(catalog, raw_identifier, increment.rows.schema, RAW_LAYOUT)
+    table = load_table_or_none(catalog, raw_identifier)
+    if table is None:
+        # Created on the first run even when empty: dbt reads it as the staging model's source.
+        table = ensure_table(catalog, raw_identifier, increment.rows.schema, RAW_LAYOUT)
     changes = change_properties(increment.type_changes)
     widened = widened_columns(increment.type_changes)
     if widened:
