@@ -1,5 +1,5 @@
 """`sf-lakehouse`: demo, run, repair, emulator, generate-org, query, add-object, verify, deploy,
-status.
+re-extract, acknowledge-type-change, status.
 
 Exit codes: 0 done; 1 a run (or one of its checks) failed; 2 bad configuration or arguments;
 3 the lakehouse is busy (another command held its lock longer than --wait); 128+N stopped by
@@ -150,6 +150,7 @@ def _seconds_arg(value: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from sf_lakehouse.commands.demo import cmd_demo
+    from sf_lakehouse.commands.reextract import add_parsers as add_reextract_parsers
     from sf_lakehouse.commands.run import cmd_repair, cmd_run
     from sf_lakehouse.commands.status import cmd_status
     from sf_lakehouse.emulator.cli import (
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--environment", help="default: SF_LAKEHOUSE_ENV, else local (AWS: read CloudWatch)"
     )
     status.set_defaults(handler=cmd_status)
+    add_reextract_parsers(commands, _add_wait)
     return parser
 
 

@@ -25,7 +25,7 @@ __all__ = ["PIPELINE_JOB_NAME", "build_definitions", "defs"]
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     specs = settings.objects
-    pipeline_jobs = build_pipeline_jobs(specs)
+    pipeline_jobs = build_pipeline_jobs(specs, settings.config.extraction.max_parallel_objects)
     maintenance_job = build_maintenance_job(settings)
     full_checks_job = dg.define_asset_job(
         FULL_CHECKS_JOB_NAME,

@@ -294,7 +294,7 @@ def extraction_counts(result: ExecuteInProcessResult, settings: Settings) -> dic
         text = (
             f"{_number(metadata, 'rows_extracted')} read, {_number(metadata, 'rows_appended')} new"
         )
-        for key, label in (("rows_rejected", "rejected"), ("retries", "requests retried")):
+        for key, label in (("rows_rejected", "values set aside"), ("retries", "requests retried")):
             if _number(metadata, key):
                 text += f", {_number(metadata, key)} {label}"
         counts[name] = text
@@ -302,17 +302,26 @@ def extraction_counts(result: ExecuteInProcessResult, settings: Settings) -> dic
 
 
 def rejects_warnings(result: ExecuteInProcessResult, settings: Settings) -> list[str]:
-    """One line per object whose values this run rejected: how many, where, and the first
-    reason (it names the field and the fix)."""
+    """One line per object whose values this run set aside (how many, where, the first reason:
+    it names the field and the fix), per type change it met, and per object that read versions
+    stamped after the org's clock."""
     from sf_lakehouse.lakehouse.tables import load_table_or_none, open_catalog
 
     lines = []
     for name, metadata in _raw_materializations(result, settings).items():
+        changes = metadata.get("type_changes")
+        lines += [str(c) for c in (changes.value if changes is not None else None) or []]
+        future = _number(metadata, "future_stamped_versions")
+        if future:
+            lines.append(
+                f"{name}: {future} version(s) stamped after the org's clock: stored, the "
+                "watermark not moved past the org's clock"
+            )
         rejected = _number(metadata, "rows_rejected")
         where = metadata.get("rejects_table")
         if not rejected or where is None:
             continue
-        line = f"{name}: {rejected} value(s) rejected into {where.value}"
+        line = f"{name}: {rejected} value(s) set aside into {where.value} (versions stored)"
         table = load_table_or_none(open_catalog(settings.catalog_properties()), where.value)
         if table is not None:
             rows = table.scan(row_filter=f"_run_id == '{result.run_id}'", limit=1).to_arrow()

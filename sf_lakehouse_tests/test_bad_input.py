@@ -16,9 +16,7 @@ import pytest
 
 from sf_lakehouse.config import REPO_ROOT
 from sf_lakehouse.emulator import SalesforceEmulator
-from sf_lakehouse.extraction import extract_increment
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
-from sf_lakehouse.salesforce.client import ConnectionSettings, connect, settings_from_environment
 from sf_lakehouse_tests.cli_runs import home_settings
 from sf_lakehouse_tests.histories import at, user
 
@@ -164,48 +162,83 @@ def test_query_with_bad_sql_or_an_unknown_table(tmp_path: Path, env: dict[str, s
     assert ok.returncode == 0 and ok.stdout.splitlines() == ["n", "1"]
 
 
-def test_run_time_mistakes_end_in_a_short_summary(tmp_path: Path, env: dict[str, str]) -> None:
-    """A plain-text login URL, a field the org does not have: the run fails saying which step
-    and why, and where the full log is. A field whose type changed: its values are rejected
-    (the extraction goes on), and one warning names the field, the table they went to and the
-    fix."""
-    a, b = "005000000000000AAA", "005000000000000BBB"
-    history = [user(a, 0, "EMEA", Score__c=1.5), user(b, 1, "APAC", Score__c=2.5)]
-    emulator = SalesforceEmulator(history, workdir=tmp_path / "emulator", now=at(60)).start()
-    later = None
+def test_a_plain_http_login_url_is_one_line_before_any_run(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Regression (issue 16, item 12): an http:// login URL started a run, recorded it failed
+    and exited 1. Now: one line naming SF_LOGIN_URL and https://, exit 2, no run recorded."""
+    emulator = SalesforceEmulator([user("005000000000000AAA", 0, "EMEA")], workdir=tmp_path / "e")
+    emulator.start()
     try:
         sf = emulator.env_vars()
         plain = {**env, **sf, "SF_LOGIN_URL": sf["SF_LOGIN_URL"].replace("https", "http")}
-        summary = run_summary(cli(plain, "run", "--quiet", "--object", "User"))
-        assert "SF_LOGIN_URL" in summary[1] and "https://" in summary[1]
+        line = one_line(cli(plain, "run", "--quiet", "--object", "User"))
+        assert "SF_LOGIN_URL" in line and "https://" in line
+        assert emulator.api_calls == 0 and emulator.soap_logins == 0
+    finally:
+        emulator.stop()
+    assert not (tmp_path / "lakehouse" / "logs").exists()  # no run was recorded
+    assert not (tmp_path / "lakehouse" / "dagster").exists()
 
-        # An earlier run stored User's Score__c as a number (extracted here, in this process);
-        # then the org made the field text. And the Account spec lists a field the org lacks.
-        settings = home_settings(tmp_path / "lakehouse")
-        spec = settings.object("User")
-        client = connect(ConnectionSettings(**settings_from_environment(sf)))
-        first = extract_increment(client, None, spec, run_id="first", extracted_at=at(60))
-        catalog = open_catalog(settings.catalog_properties())
-        raw = ensure_table(catalog, "sf_raw_local.sf_user", first.rows.schema, RAW_LAYOUT)
-        append_rows(raw, first.rows)
-        assert str(raw.refresh().schema().find_field("score__c").field_type) == "double"
-        text_now = [*history, user(a, 120, "LATAM", Score__c="high")]
-        later = SalesforceEmulator(text_now, workdir=tmp_path / "later", now=at(180)).start()
+
+def test_an_unwritable_home_is_one_line_and_no_run_is_left(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Regression (issue 16, item 12): a lakehouse home that cannot be written (here a file;
+    read-only and full disks take the same path) ended in a traceback, and the next command
+    called that run killed. Now one line naming the home and the fix, exit 2; the next command
+    on a good home has nothing to say about it."""
+    home = tmp_path / "home-is-a-file"
+    home.write_text("not a directory\n", encoding="utf-8")
+    line = one_line(cli({**env, "SF_LAKEHOUSE_HOME": str(home)}, "run", "--quiet"))
+    assert str(home) in line and "cannot be written" in line and "SF_LAKEHOUSE_HOME" in line
+    below = home / "lakehouse"  # a home whose parent is a file
+    line = one_line(cli({**env, "SF_LAKEHOUSE_HOME": str(below)}, "run", "--quiet"))
+    assert "cannot be written" in line
+
+
+def test_a_spec_whose_track_changed_without_rendering_is_one_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Regression (issue 16, item 12): `track:` changed without re-rendering the models failed
+    with KeyError: 'Field "title" ...'. Now one line naming the fix, exit 2."""
+    config = broken_config(
+        tmp_path,
+        lambda c: _replace(
+            c / "objects" / "user.yml",
+            "track: [Division, Audit_Phase__c]",
+            "track: [Division, Title]",
+        ),
+    )
+    line = one_line(cli({**env, "SF_LAKEHOUSE_CONFIG": str(config)}, "run", "--quiet"))
+    assert "python -m sf_lakehouse.dbt_models" in line and "stg_sf_user" in line
+
+
+def test_one_failed_extraction_does_not_hold_back_the_other_dimensions(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Regression (issue 16, item 10): the Account spec lists a field the org lacks; its
+    extraction fails. The User and Opportunity dimensions are still built, and the summary
+    says which step did not run and why, with the log's path; no traceback."""
+    history = [user("005000000000000AAA", 0, "EMEA"), user("005000000000000BBB", 1, "APAC")]
+    emulator = SalesforceEmulator(history, workdir=tmp_path / "emulator", now=at(60)).start()
+    try:
         config = broken_config(
             tmp_path, lambda c: _replace(c / "objects" / "account.yml", "Name,", "Name, Nope__c,")
         )
-        run_env = {**env, **later.env_vars(), "SF_LAKEHOUSE_CONFIG": str(config)}
-        summary = run_summary(cli(run_env, "run", "--quiet"), warnings=1)
+        run_env = {**env, **emulator.env_vars(), "SF_LAKEHOUSE_CONFIG": str(config)}
+        summary = run_summary(cli(run_env, "run", "--quiet"))
         assert "step sf_raw__sf_account failed" in summary[1] and "Nope__c" in summary[1]
-        warning = summary[-2]
-        assert "User: 1 value(s) rejected into sf_raw_local.sf_user_rejects" in warning
-        assert f"record {a}: Score__c: 'high'" in warning and "change the column" in warning
-        keys = {(r["id"], r["systemmodstamp"]) for r in raw.refresh().scan().to_arrow().to_pylist()}
-        assert len(keys) == 2  # b's version was stored before; a's new one was rejected
+        [not_run] = [line for line in summary if "did not run" in line]
+        assert "sf_lakehouse_dbt" in not_run and "sf_account_raw_checks" in not_run
+        assert not_run.endswith("did not run: sf_raw__sf_account failed")
+        assert any("dimensions of Opportunity, User built in run" in x for x in summary), summary
     finally:
         emulator.stop()
-        if later is not None:
-            later.stop()
+    settings = home_settings(tmp_path / "lakehouse")
+    catalog = open_catalog(settings.catalog_properties())
+    dimension = catalog.load_table("sf_curated_local.dim_sf_user_scd").scan().to_arrow()
+    assert sorted(dimension.column("user_id").to_pylist()) == [h["Id"] for h in history]
 
 
 def run_summary(done: subprocess.CompletedProcess, warnings: int = 0) -> list[str]:
@@ -219,6 +252,33 @@ def run_summary(done: subprocess.CompletedProcess, warnings: int = 0) -> list[st
     assert lines[-1].startswith("  full log: ")
     log = Path(lines[-1].removeprefix("  full log: "))
     assert log.is_file() and "STEP_FAILURE" in log.read_text()  # the details are in the log
-    assert len(lines) <= 4 + warnings, lines
+    assert len(lines) <= 5 + warnings, lines
     assert sum(line.strip().startswith("warning: ") for line in lines) == warnings, lines
     return lines
+
+
+def test_a_moved_or_copied_home_is_refused_in_one_line(tmp_path: Path, env: dict[str, str]) -> None:
+    """Regression (issue 16, item 11): a copied home (a restored backup) wrote into the
+    original's warehouse, and a moved one failed on a path of its old place. Iceberg keeps
+    absolute locations, so both are refused at start with one line saying what to do; the
+    original's files are never touched."""
+    original = tmp_path / "lakehouse"
+    settings = home_settings(original)
+    catalog = open_catalog(settings.catalog_properties())
+    stamp = pa.array([at(0).replace(tzinfo=None)], pa.timestamp("us"))
+    rows = pa.table({"id": ["005000000000000AAA"], "systemmodstamp": stamp, "_extracted_at": stamp})
+    append_rows(ensure_table(catalog, "sf_raw_local.sf_user", rows.schema, RAW_LAYOUT), rows)
+    before = sorted(p.relative_to(original) for p in original.rglob("*") if p.is_file())
+    copy = tmp_path / "restored"
+    shutil.copytree(original, copy)
+    copied = {**env, "SF_LAKEHOUSE_HOME": str(copy)}
+    for args in (("run", "--quiet"), ("query", "select count(*) from sf_raw_local.sf_user")):
+        line = one_line(cli(copied, *args))
+        assert (
+            f"moved or copied from {original}" in line and f"SF_LAKEHOUSE_HOME={original}" in line
+        )
+    assert sorted(p.relative_to(original) for p in original.rglob("*") if p.is_file()) == before
+    moved = tmp_path / "moved"
+    shutil.move(original, moved)
+    line = one_line(cli({**env, "SF_LAKEHOUSE_HOME": str(moved)}, "query", "select 1"))
+    assert f"move the home back to {original}" in line

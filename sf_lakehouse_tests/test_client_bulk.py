@@ -199,10 +199,15 @@ def test_bulk_and_rest_pages_give_the_same_rows() -> None:
     assert records_to_converted(rest, FIELDS).rows.equals(csv_to_arrow(CSV, FIELDS).rows)
 
 
-def test_a_value_of_the_wrong_type_is_rejected_with_its_field_and_a_fix() -> None:
+def test_a_value_of_the_wrong_type_is_set_aside_never_its_record() -> None:
+    """Regression (issue 16): a record with one bad value left the rows whole; now only the
+    value is set aside (NULL in its column, text in the rejects)."""
     bad = CSV.replace(b'"1.5"', b'"24 FTE"').replace(b'"-7"', b'"seven"')
     converted = csv_to_arrow(bad, FIELDS)
-    assert [r["id"] for r in converted.rows.to_pylist()] == ["005B"]
+    rows = {r["id"]: r for r in converted.rows.to_pylist()}
+    assert list(rows) == ["005A", "005B", "005C"]
+    assert rows["005A"]["score__c"] is None and rows["005A"]["name"] is not None
+    assert rows["005C"]["seats__c"] is None
     rejects = converted.rejects
     assert rejects.schema.equals(REJECT_SCHEMA)
     by_field = {r["field"]: r for r in rejects.to_pylist()}
@@ -210,13 +215,24 @@ def test_a_value_of_the_wrong_type_is_rejected_with_its_field_and_a_fix() -> Non
     assert by_field["Score__c"]["systemmodstamp"] == dt.datetime(2026, 3, 1, 8)
     assert by_field["Seats__c"]["id"] == "005C" and by_field["Seats__c"]["value"] == "seven"
     reason = by_field["Score__c"]["reason"]
-    assert "Score__c" in reason and "change the raw column" in reason and "re-extract" in reason
+    assert "Score__c" in reason and "stored with score__c NULL" in reason
+    assert "re-extract" in reason
 
 
-def test_a_changed_field_type_keeps_the_column_type_and_says_so() -> None:
-    changed = FieldSpec("Score__c", "string", True, column_type=pa.float64())
-    converted = records_to_converted([{"Score__c": "24 FTE"}, {"Score__c": "12"}], [changed])
-    assert converted.rows.column("score__c").to_pylist() == [12.0]
-    [reject] = converted.rejects.to_pylist()
-    assert "now types Score__c as string" in reject["reason"]
-    assert "change the column's type in the raw table" in reject["reason"]
+def test_a_widened_column_takes_numbers_as_text() -> None:
+    """A column widened to text (the org made the field a number again) keeps every value."""
+    widened = FieldSpec("Score__c", "double", True, column_type=pa.string())
+    converted = records_to_converted([{"Score__c": 12.5}, {"Score__c": "24 FTE"}], [widened])
+    assert converted.rows.column("score__c").to_pylist() == ["12.5", "24 FTE"]
+    assert converted.rejects.num_rows == 0
+
+
+def test_a_new_column_takes_the_values_of_a_changed_field() -> None:
+    moved = FieldSpec("Score__c", "string", True, column_name="score__c__text")
+    csv = b'"Score__c"\n"24 FTE"\n'
+    for converted in (
+        records_to_converted([{"Score__c": "24 FTE"}], [moved]),
+        csv_to_arrow(csv, [moved]),
+    ):
+        assert converted.rows.column_names == ["score__c__text"]
+        assert converted.rows.column("score__c__text").to_pylist() == ["24 FTE"]

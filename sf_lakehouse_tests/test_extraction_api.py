@@ -19,7 +19,9 @@ from sf_lakehouse.extraction import (
     CursorValueError,
     Increment,
     extract_increment,
+    recorded_changes,
     rejects_identifier,
+    store_increment,
     write_rejects,
 )
 from sf_lakehouse.extraction.increment import _check_placeable
@@ -262,10 +264,13 @@ def test_values_of_the_wrong_type_become_rejects_or_fail_the_run(
         increment = extract_increment(
             client_for(emulator), None, with_options(spec, api=api), **RUN
         )
-        assert sorted(r["id"] for r in increment.rows.to_pylist()) == [
-            "001000000000001AAA",
-            "001000000000003AAA",
-        ]
+        # The value is set aside, never the version: 002 is stored with the column NULL.
+        stored = {r["id"]: r["numberofemployees"] for r in increment.rows.to_pylist()}
+        assert stored == {
+            "001000000000001AAA": 12,
+            "001000000000002AAA": None,
+            "001000000000003AAA": 7,
+        }
         [reject] = increment.rejects.to_pylist()
         assert reject["id"] == "001000000000002AAA" and reject["field"] == "NumberOfEmployees"
         assert reject["value"] == "24 FTE" and reject["_run_id"] == "run-1"
@@ -295,11 +300,15 @@ def test_values_of_the_wrong_type_become_rejects_or_fail_the_run(
     assert "'24 FTE'" in message and "\n" not in message
 
 
-def test_a_field_whose_type_changed_keeps_its_column_type(
-    settings: Settings, emulator_factory
+@pytest.mark.parametrize("policy", ["widen", "new_column"])
+def test_a_number_field_made_text_loses_no_version(
+    settings: Settings, emulator_factory, policy: str
 ) -> None:
     """Headcount__c is a number in the org at the first run, text at the second (the same
-    records, served by an org whose describe now says string)."""
+    records, served by an org whose describe now says string). Regression (issue 16): the text
+    values were rejected and their versions never stored. Now `widen` makes the column text
+    (the stored 12.0 kept as "12"), `new_column` opens headcount__c__text; the change is
+    recorded in the raw table until acknowledged."""
     owner = "005000000000000AAA"
     before = [account("001000000000001AAA", 1, "Customer", owner, Headcount__c=12.0)]
     after = [
@@ -307,22 +316,37 @@ def test_a_field_whose_type_changed_keeps_its_column_type(
         account("001000000000001AAA", 90, "Customer", owner, Headcount__c="24 FTE"),
         account("001000000000002AAA", 91, "Partner", owner, Headcount__c="30"),
     ]
-    spec = settings.object("Account")
+    spec = ObjectSpec.model_validate(
+        {**settings.object("Account").model_dump(), "extraction": {"on_type_change": policy}}
+    )
     catalog = open_catalog(settings.catalog_properties())
     identifier = settings.table_identifier(spec.raw_asset_key)
     first_org = emulator_factory(before, now=BASE + dt.timedelta(hours=3))
     first = extract_increment(client_for(first_org), None, spec, **RUN)
     assert first.rows.schema.field("headcount__c").type == pa.float64()
-    append_rows(ensure_table(catalog, identifier, first.rows.schema, RAW_LAYOUT), first.rows)
+    store_increment(catalog, identifier, settings.raw_database, spec, first)
     second_org = emulator_factory(after, now=BASE + dt.timedelta(hours=3))
-    second = extract_increment(client_for(second_org), catalog.load_table(identifier), spec, **RUN)
-    assert second.rows.schema.field("headcount__c").type == pa.float64()
-    assert [(r["id"], r["headcount__c"]) for r in second.rows.to_pylist()] == [
-        ("001000000000002AAA", 30.0)
-    ]
-    [reject] = second.rejects.to_pylist()
-    assert reject["value"] == "24 FTE" and "now types Headcount__c as string" in reject["reason"]
-    append_rows(catalog.load_table(identifier), second.rows)  # the append itself never fails
+    run2 = {**RUN, "run_id": "run-2"}
+    second = extract_increment(client_for(second_org), catalog.load_table(identifier), spec, **run2)
+    assert second.rejected == 0
+    [change] = second.type_changes
+    assert (change.field, change.old_type, change.new_type) == ("Headcount__c", "number", "text")
+    assert "acknowledge-type-change --object Account --field Headcount__c" in change.describe()
+    assert store_increment(catalog, identifier, settings.raw_database, spec, second).appended == 2
+    table = catalog.load_table(identifier)
+    rows = sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["systemmodstamp"])
+    if policy == "widen":
+        assert str(table.schema().find_field("headcount__c").field_type) == "string"
+        assert [r["headcount__c"] for r in rows] == ["12", "24 FTE", "30"]
+    else:
+        assert str(table.schema().find_field("headcount__c").field_type) == "double"
+        assert [r["headcount__c"] for r in rows] == [12.0, None, None]
+        assert [r["headcount__c__text"] for r in rows] == [None, "24 FTE", "30"]
+    [recorded] = recorded_changes(table)
+    assert recorded.acknowledged_at is None and recorded.run_id == "run-2"
+    # The next run finds the column as the org types it: no second change, nothing set aside.
+    third = extract_increment(client_for(second_org), table, spec, **RUN)
+    assert third.type_changes == () and third.rejected == 0
 
 
 def test_a_record_without_a_readable_cursor_fails_the_run_with_its_id() -> None:

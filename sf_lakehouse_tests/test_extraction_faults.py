@@ -242,7 +242,10 @@ def test_malformed_values_are_rejected_never_dropped(
     assert rejects and {r["field"] for r in rejects} == {field}
     assert all(field in r["reason"] and r["id"] for r in rejects)
     rejected_ids = {r["id"] for r in rejects}
-    assert record_rows(increment) == [r for r in clean if r["id"] not in rejected_ids]
+    # Only the value is set aside: every version is stored, that field NULL (issue 16).
+    column = field.lower()
+    expected = [{**r, column: None} if r["id"] in rejected_ids else r for r in clean]
+    assert record_rows(increment) == expected
     assert increment.fetched == len(clean)
     assert increment.metadata()["rows_rejected"] == len(rejects)
 

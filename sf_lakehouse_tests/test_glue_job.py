@@ -173,7 +173,7 @@ def test_the_glue_job_stores_rejects_and_reports_them_through_pipes(
     assert worker.metadata["rejects_table"] == rejects_table
     # The warning came back through Pipes into the run's log.
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    warnings = [m for m in logged if f"rejected into {rejects_table}" in m]
+    warnings = [m for m in logged if f"set aside into {rejects_table}" in m]
     assert warnings, logged
     raw = catalog.load_table(settings.table_identifier(spec.raw_asset_key)).scan().to_arrow()
     assert raw.num_rows + rejects.num_rows >= len({r["Id"] for r in history})

@@ -80,15 +80,10 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
     from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
 
     from sf_lakehouse.config import load_config, resolve_settings
-    from sf_lakehouse.extraction import extract_increment, store_rejects
-    from sf_lakehouse.lakehouse.tables import (
-        RAW_LAYOUT,
-        append_rows,
-        ensure_table,
-        load_table_or_none,
-        open_catalog,
-    )
+    from sf_lakehouse.extraction import extract_increment, store_increment
+    from sf_lakehouse.lakehouse.tables import load_table_or_none, open_catalog
     from sf_lakehouse.salesforce.client import connect, connection_from_environment
+    from sf_lakehouse.salesforce.deadline import extraction_deadline
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="sf-extraction")
@@ -113,7 +108,9 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
         context_loader=PipesS3ContextLoader(client=s3),
         message_writer=PipesS3MessageWriter(client=s3, interval=1),
     ) as pipes:
-        client = connect(connection_from_environment(settings, os.environ))
+        client = connect(
+            connection_from_environment(settings, os.environ), deadline=extraction_deadline(spec)
+        )
         catalog = open_catalog(settings.catalog_properties())
 
         table = load_table_or_none(catalog, identifier)
@@ -125,14 +122,13 @@ def main(argv: Sequence[str] | None = None, config: dict[str, Any] | None = None
             extracted_at=dt.datetime.now(dt.UTC),
         )
         metadata = increment.metadata(client.api_usage)
-        # As the in-process asset: the rejects first, so a failed append loses none of them.
-        stored = store_rejects(catalog, settings.raw_database, spec, increment.rejects)
-        if stored is not None:
-            metadata["rejects_table"], warning = stored
+        # As the in-process asset: rejects first, a type change's column, then the rows with
+        # the run's watermark (sf_lakehouse.extraction.store).
+        stored = store_increment(catalog, identifier, settings.raw_database, spec, increment)
+        if stored.rejects_table is not None:
+            metadata["rejects_table"] = stored.rejects_table
+        for warning in stored.warnings:
             pipes.log.warning(warning)
-        if table is None:
-            table = ensure_table(catalog, identifier, increment.rows.schema, RAW_LAYOUT)
-        append_rows(table, increment.rows)
         pipes.log.info(increment.summary())
         pipes.report_asset_materialization(metadata=_pipes_metadata(metadata))
         return metadata

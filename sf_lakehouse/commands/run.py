@@ -22,14 +22,19 @@ def warn_rejects(result: Any, settings: Settings, indent: str = "") -> None:
         print(f"{indent}warning: {line}", file=sys.stderr)
 
 
-def report_failure(result: Any, settings: Settings, log_path: Path | None = None) -> None:
-    from sf_lakehouse.pipeline import run_problems, skipped_steps
+def report_failure(
+    result: Any, settings: Settings, log_path: Path | None = None, follow_up: Any = None
+) -> None:
+    from sf_lakehouse.commands.run_steps import follow_up_lines, not_run_lines
+    from sf_lakehouse.pipeline import run_problems
 
     for problem in run_problems(result, settings):
         print(f"  {problem}", file=sys.stderr)
-    skipped = skipped_steps(result)
-    if skipped:
-        print(f"  skipped (upstream failed): {', '.join(skipped)}", file=sys.stderr)
+    for line in [*not_run_lines(result), *follow_up_lines(follow_up, settings)]:
+        print(f"  {line}", file=sys.stderr)
+    if follow_up is not None:
+        for problem in run_problems(follow_up, settings):
+            print(f"  {problem}", file=sys.stderr)
     warn_rejects(result, settings, indent="  ")
     if log_path is not None:
         print(f"  full log: {log_path}", file=sys.stderr)
@@ -69,6 +74,9 @@ def _note_abandoned(instance: Any, settings: Settings) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
+    from sf_lakehouse.commands.preflight import preflight
     from sf_lakehouse.config import resolve_settings
     from sf_lakehouse.env_file import apply_environment, load_env_file
 
@@ -76,6 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         apply_environment(load_env_file(Path(args.env_file)))
     settings = resolve_settings()
     spec = settings.object(args.object) if args.object else None
+    # One line and exit 2 for what is wrong before any run is recorded.
+    preflight(settings, os.environ)
     lock = _lock(settings, "run", args.wait)
     try:
         return _run_holding_lock(args, settings, lock, spec.job_name if spec else None)
@@ -91,6 +101,7 @@ def _run_holding_lock(
 
     from dagster import DagsterExecutionInterruptedError
 
+    from sf_lakehouse.commands.run_steps import build_held_back_dimensions
     from sf_lakehouse.definitions import PIPELINE_JOB_NAME
     from sf_lakehouse.defs.dbt import FULL_REFRESH_TAG
     from sf_lakehouse.lakehouse.tables import OWNER_PID_VAR
@@ -117,8 +128,12 @@ def _run_holding_lock(
     print(f"run {run_id} started {where}; log: {log_path}", file=sys.stderr)
     # dbt (a child process) refuses to commit once this process is gone.
     os.environ[OWNER_PID_VAR] = str(os.getpid())
-    result = None
+    result = follow_up = None
     crash: str | None = None
+    tags = {
+        **run_tags(settings, log_path),
+        **({FULL_REFRESH_TAG: "true"} if args.full_refresh else {}),
+    }
     try:
         with output_to(log_path):
             try:
@@ -128,10 +143,11 @@ def _run_holding_lock(
                     log_level="DEBUG",
                     job_name=job_name,
                     run_id=run_id,
-                    tags={
-                        **run_tags(settings, log_path),
-                        **({FULL_REFRESH_TAG: "true"} if args.full_refresh else {}),
-                    },
+                    tags=tags,
+                )
+                # One failed extraction must not hold back the other objects' dimensions.
+                follow_up = build_held_back_dimensions(
+                    settings, instance, result, log_level="DEBUG", tags=tags
                 )
             except Exception as error:  # not a step's failure: Dagster itself gave up
                 traceback.print_exc()  # into the log
@@ -164,7 +180,7 @@ def _run_holding_lock(
         return 128 + received[0] if received else 130
     if not summary.succeeded:
         print(f"run {run_id} failed {where}", file=sys.stderr)
-        report_failure(result, settings, log_path)
+        report_failure(result, settings, log_path, follow_up)
         return 1
     if summary.problems:
         print(f"run {run_id} finished, but checks failed {where}", file=sys.stderr)

@@ -101,6 +101,9 @@ class MaintenanceSettings(StrictModel):
 
 class Extraction(StrictModel):
     mode: Literal["in_process", "glue"] = "in_process"
+    # How many objects a pipeline run launched by Dagster (schedule, UI) extracts at once;
+    # each object's own deadline still bounds it (extraction.deadline_seconds of its spec).
+    max_parallel_objects: int = Field(default=4, ge=1, le=64)
 
 
 class SalesforceApi(StrictModel):

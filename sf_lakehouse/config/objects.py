@@ -94,9 +94,23 @@ class ExtractionOptions(StrictModel):
     bulk_threshold: int = Field(default=10_000, ge=0, description="0: always Bulk (api auto)")
     # Records per Bulk result page (maxRecords): the most the client holds at once.
     bulk_page_size: int = Field(default=50_000, ge=100, le=1_000_000)
-    # A value that does not convert to its column's type: reject the record into
-    # sf_<object>_rejects, or fail the run naming the record, field and value.
+    # A value that does not convert to its column's type: `reject` sets the value aside (the
+    # version is stored with that column NULL, the value kept as text with the reason in
+    # sf_<object>_rejects); `fail` fails the run naming the record, field and value, with the
+    # watermark unmoved.
     on_conversion_error: Literal["reject", "fail"] = "reject"
+    # A field whose type changed in the org (describe no longer matches the raw column):
+    # `widen` gives the column a type holding both (stored rows rewritten with their values
+    # cast; the dimension follows the org), `new_column` keeps the column and sends the new
+    # values to `<column>__<type>` (nothing rewritten). Announced by the check
+    # raw_column_types_unchanged until acknowledged.
+    on_type_change: Literal["widen", "new_column"] = "widen"
+    # The overall deadline of one extraction of this object (login, every request, retry,
+    # backoff, Bulk poll and slow body together): a stalled or trickling server ends the run
+    # in this time with one line, nothing appended.
+    deadline_seconds: float = Field(default=240, gt=0, le=86_400)
+    # The same for one change-sensor tick's question about this object.
+    probe_deadline_seconds: float = Field(default=60, gt=0, le=3_600)
 
 
 class ObjectSpec(StrictModel):

@@ -34,8 +34,10 @@ from dagster import (
 from pyiceberg.table import Table
 
 from sf_lakehouse.config import ObjectSpec
+from sf_lakehouse.extraction.type_changes import TypeChange, recorded_changes
 from sf_lakehouse.lakehouse.increments import last_build_keys, latest_append_ids, rows_of
 from sf_lakehouse.lakehouse.resource import LakehouseResource
+from sf_lakehouse.lakehouse.tables import WIDEN_OPERATION
 from sf_lakehouse.lakehouse.versions import is_read_column
 from sf_lakehouse.scd2_rule import (
     comparable,
@@ -46,6 +48,7 @@ from sf_lakehouse.scd2_rule import (
 )
 
 EXAMPLES = 5
+TYPE_CHANGE_CHECK = "raw_column_types_unchanged"
 FULL_CHECKS_TAG = "sf_lakehouse/checks"
 FULL_CHECKS_JOB_NAME = "salesforce_full_checks"
 
@@ -129,6 +132,27 @@ def raw_tracked_fields_exist(raw_schema: pa.Schema, tracked_fields: Sequence[str
     )
 
 
+def raw_column_types_unchanged(changes: Sequence[TypeChange]) -> Outcome:
+    """Fails while a field's type change (recorded by the run that met it) is not acknowledged:
+    a change of meaning the operator must look at, not one warning lost in a log."""
+    pending = [c for c in changes if c.acknowledged_at is None]
+    metadata = {
+        "pending": MetadataValue.json([c.describe() for c in pending]),
+        "acknowledged": MetadataValue.json(
+            [
+                f"{c.field} ({c.old_type} -> {c.new_type}) at {c.acknowledged_at}"
+                for c in changes
+                if c.acknowledged_at is not None
+            ]
+        ),
+    }
+    if not pending:
+        return Outcome(True, "No unacknowledged type change of a raw column.", metadata)
+    first = pending[0].describe()
+    more = f" (and {len(pending) - 1} more)" if len(pending) > 1 else ""
+    return Outcome(False, f"{first}{more}", metadata)
+
+
 def raw_row_count_never_drops(row_counts: Sequence[int]) -> Outcome:
     """`row_counts`: total rows of each snapshot, oldest first (the last is the current one)."""
     if not row_counts:
@@ -192,8 +216,10 @@ def _snapshot_row_counts(table: Table) -> list[int]:
     counts = []
     for snapshot in sorted(table.snapshots(), key=lambda s: s.timestamp_ms):
         summary = snapshot.summary.additional_properties if snapshot.summary else {}
-        if summary.get("sf-lakehouse-operation") == "repair-duplicates":
-            counts = []  # `sf-lakehouse repair` removed duplicate rows: count from here
+        if summary.get("sf-lakehouse-operation") in ("repair-duplicates", WIDEN_OPERATION):
+            # `sf-lakehouse repair` removed duplicate rows, or a widened column rewrote every
+            # row (a delete, then an append): count from here
+            counts = []
         counts.append(int(summary.get("total-records", 0)))
     return counts
 
@@ -234,6 +260,11 @@ def raw_checks(spec: ObjectSpec) -> dict[str, tuple[str, RawCheck]]:
             "The fields the dimension tracks are columns of the raw table.",
             lambda t, ids: raw_tracked_fields_exist(t.schema().as_arrow(), spec.track),
         ),
+        TYPE_CHANGE_CHECK: (
+            "No field changed type in the org without the operator acknowledging it "
+            "(sf-lakehouse acknowledge-type-change).",
+            lambda t, ids: raw_column_types_unchanged(recorded_changes(t)),
+        ),
         "raw_row_count_never_drops": (
             "The append-only raw table never loses rows between snapshots.",
             lambda t, ids: raw_row_count_never_drops(_snapshot_row_counts(t)),
@@ -272,7 +303,10 @@ def build_checks(spec: ObjectSpec) -> list[AssetChecksDefinition]:
     @multi_asset_check(
         name=f"sf_{spec.name}_raw_checks",
         specs=[
-            AssetCheckSpec(name, asset=raw_key, description=description, blocking=True)
+            # A type change does not stop the build: the dimension follows the org.
+            AssetCheckSpec(
+                name, asset=raw_key, description=description, blocking=name != TYPE_CHANGE_CHECK
+            )
             for name, (description, _) in raw_evaluations.items()
         ],
     )

@@ -15,6 +15,7 @@ from dagster import (
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
+    ExecutorDefinition,
     JobDefinition,
     OpDefinition,
     OpExecutionContext,
@@ -25,6 +26,7 @@ from dagster import (
     SkipReason,
     define_asset_job,
     job,
+    multiprocess_executor,
     op,
     schedule,
 )
@@ -43,13 +45,36 @@ def object_selection(spec: ObjectSpec) -> AssetSelection:
     return AssetSelection.assets(AssetKey(list(spec.raw_asset_key))).downstream()
 
 
-def build_pipeline_jobs(specs: Sequence[ObjectSpec]) -> list[Any]:
+EXTRACTION_TAG = "sf_lakehouse/step"
+EXTRACTION = "extraction"
+
+
+def executor_config(max_parallel_objects: int) -> dict[str, Any]:
+    """The multiprocess executor's config: at most `max_parallel_objects` extractions at once
+    (the raw assets carry the op tag `sf_lakehouse/step: extraction`), other steps one per
+    core."""
+    return {
+        "max_concurrent": 0,
+        "tag_concurrency_limits": [
+            {"key": EXTRACTION_TAG, "value": EXTRACTION, "limit": max_parallel_objects}
+        ],
+    }
+
+
+def pipeline_executor(max_parallel_objects: int) -> ExecutorDefinition:
+    """Steps in their own processes (runs Dagster launches); `sf-lakehouse run` executes in
+    its own process, one step after another."""
+    return multiprocess_executor.configured(executor_config(max_parallel_objects))
+
+
+def build_pipeline_jobs(specs: Sequence[ObjectSpec], max_parallel_objects: int = 4) -> list[Any]:
     """The pipeline job over every object, then one job per object (the change sensor starts
     only the objects that changed)."""
     names = ", ".join(spec.api_name for spec in specs)
     everything = define_asset_job(
         PIPELINE_JOB_NAME,
         selection=AssetSelection.all(),
+        executor_def=pipeline_executor(max_parallel_objects),
         description=f"Extract every object ({names}) into its raw table, then build the SCD2 "
         "dimensions.",
     )

@@ -10,23 +10,25 @@ reports the same metadata back).
 import datetime as dt
 from typing import Any
 
-import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     MaterializeResult,
     MetadataValue,
-    Output,
+    TableSchema,
     asset,
 )
 
 from sf_lakehouse.config import ObjectSpec, Settings
 from sf_lakehouse.defs import OWNERS, SALESFORCE_RAW_GROUP, freshness_policy
+from sf_lakehouse.defs.jobs import EXTRACTION, EXTRACTION_TAG
 from sf_lakehouse.defs.pools import raw_pool
-from sf_lakehouse.extraction import extract_increment, store_rejects
+from sf_lakehouse.extraction import extract_increment, store_increment
+from sf_lakehouse.lakehouse.io_manager import column_schema
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT
 from sf_lakehouse.salesforce.client import client_policy, connect
+from sf_lakehouse.salesforce.deadline import extraction_deadline
 from sf_lakehouse.salesforce.resource import SalesforceResource
 
 
@@ -41,6 +43,8 @@ def dagster_metadata(values: dict[str, Any]) -> dict[str, Any]:
             converted[name] = MetadataValue.text("none")
         elif name == "soql":
             converted[name] = MetadataValue.md(f"```sql\n{value}\n```")
+        elif isinstance(value, TableSchema):
+            converted[name] = value
         elif isinstance(value, list):
             converted[name] = MetadataValue.json(value)
         else:
@@ -65,6 +69,8 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         "freshness_policy": freshness_policy(spec.freshness.raw),
         # One writer of the raw table at a time (sf_lakehouse.defs.pools).
         "pool": raw_pool(spec),
+        # At most extraction.max_parallel_objects of these at once (defs.jobs).
+        "op_tags": {EXTRACTION_TAG: EXTRACTION},
         "metadata": {
             **RAW_LAYOUT.as_metadata(),
             "write_mode": "append",
@@ -78,7 +84,6 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
 
     @asset(
         **common,
-        io_manager_key="iceberg_io_manager",
         kinds={"salesforce", "iceberg", "python"},
         description=description,
     )
@@ -86,9 +91,13 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         context: AssetExecutionContext,
         salesforce: SalesforceResource,
         lakehouse: LakehouseResource,
-    ) -> Output[pa.Table]:
-        # The environment's timeouts, retries and API quota guard (`salesforce.*`).
-        client = connect(salesforce.connection_settings().replace(policy=client_policy(settings)))
+    ) -> MaterializeResult:
+        # The environment's timeouts, retries and API quota guard (`salesforce.*`), and the
+        # object's overall deadline from the login on.
+        client = connect(
+            salesforce.connection_settings().replace(policy=client_policy(settings)),
+            deadline=extraction_deadline(spec),
+        )
         increment = extract_increment(
             client,
             lakehouse.load_table(spec.raw_asset_key),
@@ -98,13 +107,22 @@ def build_raw_asset(settings: Settings, spec: ObjectSpec) -> AssetsDefinition:
         )
         context.log.info(increment.summary())
         metadata = increment.metadata(client.api_usage)
-        # Written before the rows (the IO manager appends those after this returns): a re-run
-        # after a failed append records them again under its own run id.
-        stored = store_rejects(lakehouse.catalog(), settings.raw_database, spec, increment.rejects)
-        if stored is not None:
-            metadata["rejects_table"], warning = stored
+        # Rejects, a type change's column, then the rows with the run's watermark (the same
+        # write as the Glue job's).
+        stored = store_increment(
+            lakehouse.catalog(), identifier, settings.raw_database, spec, increment
+        )
+        for warning in stored.warnings:
             context.log.warning(warning)
-        return Output(increment.rows, metadata=dagster_metadata(metadata))
+        if stored.rejects_table is not None:
+            metadata["rejects_table"] = stored.rejects_table
+        table = lakehouse.load_table(spec.raw_asset_key)
+        if table is not None:
+            snapshot = table.current_snapshot()
+            metadata["dagster/column_schema"] = column_schema(table)
+            metadata["snapshot_id"] = str(snapshot.snapshot_id) if snapshot else "none"
+        metadata["rows_written"] = stored.appended
+        return MaterializeResult(metadata=dagster_metadata(metadata))
 
     return raw_records
 

@@ -33,7 +33,8 @@ from sf_lakehouse.extraction import read_watermark
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.monitoring.metrics import freshness_status
 from sf_lakehouse.monitoring.sinks import record_alert
-from sf_lakehouse.salesforce.client import SalesforceClient
+from sf_lakehouse.salesforce.client import SalesforceClient, client_policy, connect
+from sf_lakehouse.salesforce.deadline import DeadlineExceeded, probe_deadline
 from sf_lakehouse.salesforce.resource import SalesforceResource
 from sf_lakehouse.salesforce.types import format_soql_datetime, parse_sf_datetime
 
@@ -119,8 +120,19 @@ def build_change_sensor(settings: Settings, object_jobs: Sequence[Any]) -> Senso
                 continue
             raw = lakehouse.load_table(spec.raw_asset_key)
             watermark = read_watermark(raw, spec.cursor.lower())
-            client = client or salesforce.connect()
-            probe = probe_changes(client, spec, watermark)
+            deadline = probe_deadline(spec)
+            try:
+                if client is None:
+                    client = connect(
+                        salesforce.connection_settings().replace(policy=client_policy(settings)),
+                        deadline=deadline,
+                    )
+                client.set_deadline(deadline)
+                probe = probe_changes(client, spec, watermark)
+            except DeadlineExceeded as error:
+                # One slow object never holds back the tick's questions about the others.
+                skipped.append(str(error))
+                continue
             if probe.changed == 0:
                 skipped.append(f"{spec.api_name}: no change")
                 continue

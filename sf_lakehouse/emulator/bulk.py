@@ -282,7 +282,7 @@ class BulkApi:
         if page_size <= 0:
             return error(400, "INVALIDJOB", "maxRecords must be a positive integer.")
         end = min(offset + page_size, total)
-        malform = self._faults.malform(request.path)
+        malform = self._faults.malform(request.path, self._clock())
         body = csv_page(job.selection, offset, end, job.delimiter, job.line_ending, malform)
         next_locator = (
             base64.urlsafe_b64encode(str(end).encode()).decode().rstrip("=")

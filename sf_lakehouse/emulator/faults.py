@@ -12,13 +12,17 @@ eligible event of that fault), neither meaning every eligible event; ``path`` na
 requests whose path starts with it. Events, per kind:
 
 - request faults (``session_expired``, ``rate_limited``, ``http_500``/``http_502``/``http_503``,
-  ``reset``, ``stall``): each API request under ``/services/data``; the login endpoints
+  ``reset``, ``stall``, ``trickle``: the answer's body sent one byte every ``seconds``): each
+  API request under ``/services/data``; the login endpoints
   (``/services/Soap/...``, ``/services/oauth2/...``) only for a fault whose ``path`` names them
   (``session_expired`` never: there is no session yet);
 - ``invalid_locator``: each next page of a REST query (``query/<locator>``);
 - ``bulk_failed`` / ``bulk_stuck``: each Bulk 2.0 query job created;
 - ``malformed``: each record of a response that selects ``field`` (REST pages, Bulk pages,
   one record);
+- ``future_stamp``: each record of a response that selects ``SystemModstamp``: the record is
+  served stamped ``seconds`` after the org's clock (the response's ``Date``), its
+  ``SystemModstamp`` and ``LastModifiedDate`` both (clock skew, an imported history);
 - ``commit_lag``: always on (every query sees the org ``seconds`` in the past).
 
 One ``random.Random(seed)`` is consumed in event order, faults in plan order (every eligible
@@ -34,6 +38,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .transport import Response, error
@@ -41,6 +46,7 @@ from .transport import Response, error
 __all__ = [
     "KINDS",
     "LOGIN_PREFIXES",
+    "MALFORMED",
     "Fault",
     "FaultPlanError",
     "Faults",
@@ -50,8 +56,11 @@ __all__ = [
 ]
 
 REQUEST_KINDS = ("session_expired", "rate_limited", "http_500", "http_502", "http_503")
-REQUEST_KINDS += ("reset", "stall")
+REQUEST_KINDS += ("reset", "stall", "trickle")
 KINDS = (*REQUEST_KINDS, "invalid_locator", "bulk_failed", "bulk_stuck", "commit_lag", "malformed")
+KINDS += ("future_stamp",)
+# The fields a future_stamp fault moves (LastModifiedDate never lies after SystemModstamp).
+STAMP_FIELDS = ("SystemModstamp", "LastModifiedDate")
 LOGIN_PREFIXES = ("/services/Soap", "/services/oauth2")
 _TRIGGER = ("probability", "every", "path")
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -60,10 +69,22 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "http_502": (*_TRIGGER, "body"),
     "http_503": (*_TRIGGER, "body"),
     "stall": (*_TRIGGER, "seconds", "then"),
+    "trickle": (*_TRIGGER, "seconds"),
     "commit_lag": ("seconds",),
     "malformed": (*_TRIGGER, "field"),
+    "future_stamp": (*_TRIGGER, "seconds"),
 }
-_REQUIRED = {"stall": ("seconds",), "commit_lag": ("seconds",), "malformed": ("field",)}
+_REQUIRED = {
+    "stall": ("seconds",),
+    "trickle": ("seconds",),
+    "commit_lag": ("seconds",),
+    "malformed": ("field",),
+    "future_stamp": ("seconds",),
+}
+
+
+# The hook's value for a ``malformed`` position: the renderer puts a value of the wrong type.
+MALFORMED = object()
 
 
 class FaultPlanError(ValueError):
@@ -262,17 +283,40 @@ class Faults:
             if self._plan is not None:
                 self._injected["commit_lag"] += 1
 
-    def malform(self, path: str) -> Callable[[str, str, int], list[int]] | None:
-        """The hook naming which records of a page get a wrong value, or None."""
+    def malform(
+        self, path: str, now: datetime | None = None
+    ) -> Callable[[str, str, int], dict[int, Any]] | None:
+        """The hook naming which records of a page get another value (position -> value), or
+        None: ``malformed`` faults give a value of the wrong type, ``future_stamp`` faults a
+        stamp ``seconds`` after ``now`` (the org's clock of this response)."""
         with self._lock:
-            if self._plan is None or not any(f.kind == "malformed" for f in self._plan.faults):
+            kinds = {f.kind for f in self._plan.faults} if self._plan is not None else set()
+            if not kinds & {"malformed", "future_stamp"}:
                 return None
+        future: dict[int, datetime] | None = None
 
-        def positions(field: str, ftype: str, count: int) -> list[int]:
-            chosen: set[int] = set()
+        def stamped(count: int) -> dict[int, datetime]:
+            # One draw per record of the page, shared by both stamp fields.
+            nonlocal future
+            if future is None:
+                future = {}
+                with self._lock:
+                    for index, fault in enumerate(self._plan.faults if self._plan else ()):
+                        if fault.kind != "future_stamp" or not fault.selects(path):
+                            continue
+                        moment = (now or datetime.now(UTC)) + timedelta(seconds=fault.seconds)
+                        hits = [i for i in range(count) if self._draw(index, fault)]
+                        self._injected["future_stamp"] += len(set(hits) - set(future))
+                        future.update({i: moment for i in hits if i not in future})
+            return future
+
+        def positions(field: str, ftype: str, count: int) -> dict[int, Any]:
+            chosen: dict[int, Any] = {}
+            if field in STAMP_FIELDS and "future_stamp" in kinds:
+                chosen.update(stamped(count))
             with self._lock:
                 if self._plan is None:
-                    return []
+                    return chosen
                 for index, fault in enumerate(self._plan.faults):
                     if fault.kind != "malformed" or not fault.selects(path):
                         continue
@@ -280,8 +324,8 @@ class Faults:
                         continue
                     hits = [i for i in range(count) if self._draw(index, fault)]
                     self._injected["malformed"] += len(hits)
-                    chosen.update(hits)
-            return sorted(chosen)
+                    chosen.update(dict.fromkeys(hits, MALFORMED))
+            return chosen
 
         return positions
 

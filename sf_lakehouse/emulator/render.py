@@ -11,13 +11,15 @@ Only the rows of one page are turned into values, column by column.
   scientific notation, ``7.13E7``.
 
 A ``malform`` hook (fault injection) names, per selected field, the positions of the page whose
-value is replaced by one of the wrong type (``wrong_value``).
+value is replaced: by one of the wrong type (``wrong_value``) for a ``malformed`` fault, by a
+datetime (a ``future_stamp`` fault's stamp) otherwise.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,12 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .engine import Selection
+from .faults import MALFORMED
 from .vectors import format_datetimes
 
 __all__ = ["Malform", "csv_page", "java_double", "json_records", "wrong_value"]
 
-# (field name, field type, page size) -> positions of the page to malform
-Malform = Callable[[str, str, int], list[int]]
+# (field name, field type, page size) -> {position of the page: its served value}
+Malform = Callable[[str, str, int], dict[int, Any]]
 _NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 
 
@@ -45,6 +48,16 @@ def wrong_value(ftype: str) -> Any:
     if ftype == "boolean":
         return "maybe"
     return 12345  # a number where text (or an Id) belongs
+
+
+def _replacement(value: Any, ftype: str, zone: str) -> Any:
+    """What a malform hook's value is served as (REST ``+0000``, Bulk ``Z`` datetimes)."""
+    if value is MALFORMED:
+        return wrong_value(ftype)
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}{zone}"
+    return value
 
 
 def java_double(value: float) -> str:
@@ -85,8 +98,8 @@ def json_records(
     for field in selection.fields:
         values = _json_values(history.column(field.name, rows))
         if malform is not None:
-            for position in malform(field.name, field.type, len(values)):
-                values[position] = wrong_value(field.type)
+            for position, value in malform(field.name, field.type, len(values)).items():
+                values[position] = _replacement(value, field.type, "+0000")
         columns.append((field.name, values))
     records = []
     prefix = f"/services/data/{version_part}/sobjects/{name}/"
@@ -157,11 +170,13 @@ def csv_page(
     for field in selection.fields:
         text = _csv_text(history.column(field.name, rows))
         if malform is not None:
-            positions = malform(field.name, field.type, len(text))
-            if positions:
-                chosen = set(positions)
-                mask = pa.array([i in chosen for i in range(len(text))])
-                bad = pa.array([str(wrong_value(field.type))] * len(chosen), pa.string())
+            served = malform(field.name, field.type, len(text))
+            if served:
+                mask = pa.array([i in served for i in range(len(text))])
+                bad = pa.array(
+                    [str(_replacement(served[i], field.type, "Z")) for i in sorted(served)],
+                    pa.string(),
+                )
                 text = pc.replace_with_mask(text, mask, bad)
         cells.append(_quoted(text))
     lines = pc.binary_join_element_wise(*cells, delimiter).to_pylist()

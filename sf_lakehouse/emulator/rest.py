@@ -55,9 +55,17 @@ def batch_size(request: Request) -> int:
 class RestApi:
     """Query and sobjects routes over an ``Org`` at the emulator's (visibility) clock."""
 
-    def __init__(self, org: Org, clock: Callable[[], datetime], faults: Faults) -> None:
+    def __init__(
+        self,
+        org: Org,
+        clock: Callable[[], datetime],
+        faults: Faults,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self._org = org
         self._clock = clock
+        # The org's own clock (the responses' Date), which a commit lag does not hold back.
+        self._now = now or clock
         self._faults = faults
         self._lock = threading.Lock()
         self._cursors: dict[str, _Cursor] = {}
@@ -119,9 +127,8 @@ class RestApi:
     ) -> Response:
         total = cursor.selection.total_size
         end = min(offset + cursor.batch_size, total)
-        records = json_records(
-            cursor.selection, offset, end, version_part, self._faults.malform(request.path)
-        )
+        malform = self._faults.malform(request.path, self._now())
+        records = json_records(cursor.selection, offset, end, version_part, malform)
         payload: dict[str, Any] = {
             "totalSize": total,
             "done": locator is None or end >= total,
@@ -168,7 +175,7 @@ class RestApi:
             deleted = selection.history.column("IsDeleted", selection.rows).to_pylist()[0]
             if deleted is True:
                 return error(404, "ENTITY_IS_DELETED", "entity is deleted")
-            malform = self._faults.malform(request.path)
+            malform = self._faults.malform(request.path, self._now())
             (record,) = json_records(selection, 0, 1, version_part, malform)
             return json_response(200, record)
         return not_found()

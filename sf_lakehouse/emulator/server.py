@@ -80,7 +80,7 @@ class SalesforceEmulator:
         self._org_id = salesforce_id("00D", 1)
         self._user_id = salesforce_id("005", 999_999)
         self._auth = Authenticator(credentials, self._org_id, self._user_id)
-        self._rest = RestApi(self.org, self.visible_now, self.faults)
+        self._rest = RestApi(self.org, self.visible_now, self.faults, now=self.now)
         self._bulk = BulkApi(
             self.org,
             self.now,
@@ -108,7 +108,11 @@ class SalesforceEmulator:
         self._ca_bundle = paths.ca_bundle.resolve()
         self._stopping.clear()
         self._server = HTTPSServer(
-            ("127.0.0.1", self._requested_port), context, self._handle, clock=self.now
+            ("127.0.0.1", self._requested_port),
+            context,
+            self._handle,
+            clock=self.now,
+            stopping=self._stopping,
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -260,7 +264,7 @@ class SalesforceEmulator:
         if fault is not None and fault.kind == "stall":
             if self._stopping.wait(fault.seconds) or fault.then == "close":
                 return Response(0, drop=True)
-        elif fault is not None and fault.kind != "reset":
+        elif fault is not None and fault.kind not in ("reset", "trickle"):
             if fault.kind == "session_expired":  # really expired: the client logs in again
                 self._auth.expire(request.headers.get("Authorization", ""))
             response = error_response(fault)
@@ -268,6 +272,8 @@ class SalesforceEmulator:
             response = self._route(request, parts)
         if fault is not None and fault.kind == "reset":
             response.truncate = True
+        if fault is not None and fault.kind == "trickle":
+            response.trickle = fault.seconds
         if data_api and not response.content_type.startswith("text/html"):
             response.headers["Sforce-Limit-Info"] = (
                 f"api-usage={self.api_calls}/{self.daily_api_limit}"

@@ -4,9 +4,10 @@ The server knows nothing of Salesforce: it turns each HTTP request into a ``Requ
 to one function and writes the ``Response`` back. TLS handshakes happen in each connection's
 own thread, and ``close_connections`` drops kept-alive connections on stop.
 
-Two transport faults: a ``Response`` with ``drop`` closes the connection without answering; one
+Three transport faults: a ``Response`` with ``drop`` closes the connection without answering; one
 with ``truncate`` sends its headers (the full ``Content-Length``) and part of its body, then
-closes the connection, as a reset in the middle of a body does. The ``Date`` header of every
+closes the connection, as a reset in the middle of a body does; one with ``trickle`` sends its
+body one byte every ``trickle`` seconds. The ``Date`` header of every
 response comes from the server's ``clock`` (RFC 7231, e.g. ``Sun, 01 Mar 2026 08:00:00 GMT``).
 """
 
@@ -52,6 +53,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # close the connection without an answer
     truncate: bool = False  # send the headers and part of the body, then close
+    trickle: float = 0.0  # seconds between the bytes of the body (a trickling server)
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,12 @@ class HTTPSServer(ThreadingHTTPServer):
         context: ssl.SSLContext,
         app: Handler,
         clock: Callable[[], datetime] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.ssl_context = context
         self.app = app
         self.clock = clock
+        self.stopping = stopping  # set on stop: a trickling answer hangs up
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
@@ -210,7 +214,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self._hang_up()
             return
-        if self.command != "HEAD" and body:
+        if self.command != "HEAD" and body and response.trickle:
+            self._trickle(body, response.trickle)
+        elif self.command != "HEAD" and body:
             self.wfile.write(body)
+
+    def _trickle(self, body: bytes, seconds: float) -> None:
+        """One byte every `seconds`, until the body is sent, the client hangs up or the
+        server stops."""
+        stopping = self.server.stopping
+        for index in range(len(body)):
+            try:
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            if stopping is not None and stopping.wait(seconds):
+                self._hang_up()
+                return
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch

@@ -6,6 +6,9 @@ AWS Glue job runs it too).
 - `increment`: `extract_increment` — REST or Bulk API 2.0 by estimate, page by page into Arrow,
   returning the rows to append, the rejects and the run's metadata; it writes nothing.
 - `rejects`: the per-object rejects table `sf_<object>_rejects` (schema, layout, one append).
+- `type_changes`: a field whose type changed in the org (widen its column or open a new one).
+- `store`: `store_increment`, the one write of a run (rejects, type change, rows + watermark).
+- `reextract`: which stored versions a re-extract reads again.
 """
 
 from sf_lakehouse.extraction.cursor import (
@@ -21,7 +24,7 @@ from sf_lakehouse.extraction.cursor import (
     only_new_versions,
     raw_table_schema,
     read_watermark,
-    with_column_types,
+    watermark_properties,
 )
 from sf_lakehouse.extraction.increment import (
     BULK,
@@ -43,6 +46,8 @@ from sf_lakehouse.extraction.rejects import (
     with_run_columns,
     write_rejects,
 )
+from sf_lakehouse.extraction.store import store_increment
+from sf_lakehouse.extraction.type_changes import TypeChange, recorded_changes
 
 __all__ = [
     "BULK",
@@ -56,6 +61,7 @@ __all__ = [
     "CursorValueError",
     "ExtractionError",
     "Increment",
+    "TypeChange",
     "VersionFilter",
     "api_label",
     "build_count_soql",
@@ -68,10 +74,12 @@ __all__ = [
     "only_new_versions",
     "raw_table_schema",
     "read_watermark",
+    "recorded_changes",
     "rejects_identifier",
     "rejects_table_name",
+    "store_increment",
     "store_rejects",
-    "with_column_types",
+    "watermark_properties",
     "with_run_columns",
     "write_rejects",
 ]

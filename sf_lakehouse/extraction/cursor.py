@@ -1,15 +1,20 @@
 """The cursor rule of the design, and which versions are new.
 
-Each run asks for records with `cursor >= watermark - lookback`, where the watermark is the
-highest cursor value durably in the raw table, never past the org's own clock. Re-reading the
-lookback window means same-second ties and late commits are never lost; versions already in the
-table (same `id` and `systemmodstamp`) are not appended again.
+Each run asks for records with `cursor >= watermark - lookback`. The watermark is the highest
+cursor value read that was not later than the org's clock when it was read (the `Date` of the
+response that brought it), stored with the rows the run committed (the raw table's property
+`sf-lakehouse.watermark.<cursor>`, set in the same commit, and the snapshot's summary); never
+`max(cursor)` over the table, so a version stamped in the future (clock skew, an imported
+history) is stored and reported but cannot make later runs skip what changes before it.
+Re-reading the lookback window means same-second ties and late commits are never lost; versions
+already in the table (same `id` and `systemmodstamp`) are not appended again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,35 +69,63 @@ def build_count_soql(object_name: str, cursor_field: str, since: dt.datetime | N
     return f"SELECT COUNT() FROM {object_name}" + _where(cursor_field, since)
 
 
+WATERMARK_PREFIX = "sf-lakehouse.watermark."
+WATERMARK_RUN = "sf-lakehouse.watermark-run"
+
+
+def watermark_property(cursor_column: str) -> str:
+    """The raw table's property holding the watermark of one cursor."""
+    return WATERMARK_PREFIX + cursor_column
+
+
 def read_watermark(table: Table | None, cursor_column: str) -> dt.datetime | None:
-    """Highest cursor value committed to the raw table."""
-    if table is None or table.current_snapshot() is None:
+    """The watermark the last committing run stored (naive UTC); for a table written before
+    watermarks were stored, its highest cursor value not later than this machine's clock."""
+    if table is None:
+        return None
+    stored = table.properties.get(watermark_property(cursor_column))
+    if stored is not None:
+        return None if stored == "none" else dt.datetime.fromisoformat(stored)
+    if table.current_snapshot() is None:
         return None
     column = table.scan(selected_fields=(cursor_column,)).to_arrow().column(cursor_column)
-    return pc.max(column).as_py() if len(column) else None
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return pc.max(pc.filter(column, pc.less_equal(column, pa.scalar(now, column.type)))).as_py()
 
 
-def with_column_types(fields: Sequence[FieldSpec], table: Table | None) -> list[FieldSpec]:
-    """Fields typed like the raw table's existing columns: a field whose type changed in the org
-    keeps its column's type (values that do not fit it become rejects, not a failed append)."""
-    if table is None:
-        return list(fields)
-    stored = {f.name: _plain(f.type) for f in table.schema().as_arrow()}
-    result = []
-    for spec in fields:
-        column_type = stored.get(spec.column)
-        if column_type is not None and column_type != spec.arrow_type:
-            spec = FieldSpec(spec.name, spec.sf_type, spec.custom, column_type)
-        result.append(spec)
-    return result
+def watermark_properties(
+    cursor_column: str, watermark: dt.datetime | None, run_id: str
+) -> dict[str, str]:
+    """What a run stores with its rows: its watermark and its run id."""
+    value = "none" if watermark is None else watermark.replace(tzinfo=None).isoformat()
+    return {watermark_property(cursor_column): value, WATERMARK_RUN: run_id}
 
 
-def _plain(arrow: pa.DataType) -> pa.DataType:
-    if pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow):
-        return pa.string()
-    if pa.types.is_timestamp(arrow):
-        return pa.timestamp("us")
-    return arrow
+@dataclass
+class WatermarkTracker:
+    """The run's watermark, page by page: the highest cursor value not later than the org's
+    clock when that page was read; the versions stamped later are counted, never followed."""
+
+    watermark: dt.datetime | None
+    future: int = 0
+    latest_future: dt.datetime | None = None
+
+    def observe(self, cursor: pa.ChunkedArray, org_clock: dt.datetime | None) -> None:
+        if len(cursor) == 0:
+            return
+        if org_clock is None:  # the org told no time: nothing to cap at
+            in_time, later = cursor, None
+        else:
+            limit = pa.scalar(org_clock.replace(tzinfo=None), cursor.type)
+            in_time = pc.filter(cursor, pc.less_equal(cursor, limit))
+            later = pc.filter(cursor, pc.greater(cursor, limit))
+        highest = pc.max(in_time).as_py() if len(in_time) else None
+        if highest is not None and (self.watermark is None or highest > self.watermark):
+            self.watermark = highest
+        if later is not None and len(later):
+            self.future += len(later)
+            newest = pc.max(later).as_py()
+            self.latest_future = max(filter(None, (self.latest_future, newest)))
 
 
 def existing_versions(table: Table | None, since: dt.datetime | None) -> set[tuple[str, object]]:
@@ -146,13 +179,18 @@ class VersionFilter:
     (an invalid locator) from the highest cursor value seen so far; only the keys at that value
     are remembered, so memory stays bounded by a page, not by the run."""
 
-    def __init__(self, table: Table | None, since: dt.datetime | None) -> None:
+    def __init__(
+        self, table: Table | None, since: dt.datetime | None, reread: frozenset[str] = frozenset()
+    ) -> None:
         stored = _stored_keys(table, since)
         self._stored = (
             version_keys(stored.column("id"), stored.column("systemmodstamp"))
             if stored is not None and stored.num_rows
             else None
         )
+        # Stored versions to let through once more (re-extract: a value set aside now converts).
+        self._reread = pa.array(sorted(reread), pa.string()) if reread else None
+        self.rereads = 0
         self._boundary: set[str] = set()
         self._boundary_cursor: int | None = None
 
@@ -163,6 +201,10 @@ class VersionFilter:
         repeated = pa.array([False] * rows.num_rows, pa.bool_())
         if self._stored is not None:
             repeated = pc.is_in(keys, value_set=self._stored)
+            if self._reread is not None:
+                again = pc.and_(repeated, pc.is_in(keys, value_set=self._reread))
+                repeated = pc.and_(repeated, pc.invert(again))
+                self.rereads += int(pc.sum(again).as_py() or 0)
         if self._boundary:
             seen = pa.array(sorted(self._boundary), pa.string())
             repeated = pc.or_(repeated, pc.is_in(keys, value_set=seen))

@@ -20,15 +20,17 @@ from pyiceberg.table import Table
 from sf_lakehouse.config import ObjectSpec
 from sf_lakehouse.extraction.cursor import (
     VersionFilter,
+    WatermarkTracker,
     build_count_soql,
     build_extraction_soql,
     capped,
     extraction_start,
     raw_table_schema,
     read_watermark,
-    with_column_types,
+    version_keys,
 )
 from sf_lakehouse.extraction.rejects import REJECTS_SCHEMA, with_run_columns
+from sf_lakehouse.extraction.type_changes import TypeChange, plan_columns
 from sf_lakehouse.redact import shorten
 from sf_lakehouse.salesforce.client import SalesforceClient
 from sf_lakehouse.salesforce.convert import Converted, csv_to_arrow, records_to_converted
@@ -70,6 +72,12 @@ class Increment:
     server_time: dt.datetime | None = None
     pages: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    cursor_column: str = "systemmodstamp"
+    run_id: str = ""
+    type_changes: tuple[TypeChange, ...] = ()
+    future_versions: int = 0  # read stamped after the org's clock: stored, never followed
+    latest_future: dt.datetime | None = None
+    corrections: int = 0  # stored versions read again (re-extract) with a set-aside value
 
     @property
     def appended(self) -> int:
@@ -80,10 +88,22 @@ class Increment:
         return self.rejects.num_rows
 
     def summary(self) -> str:
-        rejected = f"; {self.rejected} values rejected" if self.rejected else ""
+        rejected = f"; {self.rejected} values set aside" if self.rejected else ""
+        corrected = f"; {self.corrections} corrected" if self.corrections else ""
         return (
             f"Fetched {self.fetched} {self.object_name} records ({self.api}, {self.pages} pages) "
-            f"since {self.since or 'the beginning'}; {self.appended} are new versions{rejected}."
+            f"since {self.since or 'the beginning'}; {self.appended} are new versions"
+            f"{corrected}{rejected}."
+        )
+
+    def future_warning(self) -> str | None:
+        """One line when versions were stamped after the org's clock (None otherwise)."""
+        if not self.future_versions:
+            return None
+        return (
+            f"{self.object_name}: {self.future_versions} version(s) stamped after the org's clock "
+            f"(latest {self.latest_future}, the org said {self.server_time}): stored, but the "
+            f"watermark stays at {self.watermark_after} so nothing changed before them is skipped"
         )
 
     def metadata(self, api_usage: dict[str, int] | None = None) -> dict[str, object]:
@@ -113,6 +133,8 @@ class Increment:
             "org_api_limit": usage.get("limit", 0),
             "fields": [f.name for f in self.fields],
             "soql": self.soql,
+            "future_stamped_versions": self.future_versions,
+            "type_changes": [c.describe() for c in self.type_changes],
         }
 
 
@@ -219,24 +241,39 @@ def extract_increment(
     *,
     run_id: str,
     extracted_at: dt.datetime,
+    since: dt.datetime | None = None,
+    reread: frozenset[str] = frozenset(),
 ) -> Increment:
     """Read the next increment of one object from Salesforce; nothing is written here. Objects
-    with deletions are read with queryAll, so deleted records arrive with `IsDeleted` true."""
+    with deletions are read with queryAll, so deleted records arrive with `IsDeleted` true.
+
+    `since` (re-extract) reads from there instead of the watermark's lookback; `reread` names
+    stored versions (`version_keys`) to read again when their values now all convert."""
     before = client.stats()
     described = client.describe(spec.api_name)
-    fields = tuple(
-        with_column_types(select_fields(described, spec.extracted_fields, spec.api_name), raw_table)
+    fields_now, changes = plan_columns(
+        select_fields(described, spec.extracted_fields, spec.api_name),
+        raw_table,
+        object_name=spec.api_name,
+        policy=spec.extraction.on_type_change,
+        run_id=run_id,
+        now=extracted_at,
     )
+    fields = tuple(fields_now)
     cursor_column = spec.cursor.lower()
     watermark = read_watermark(raw_table, cursor_column)
-    since = extraction_start(capped(watermark, client.server_time), spec.lookback_seconds)
+    if since is None:
+        since = extraction_start(capped(watermark, client.server_time), spec.lookback_seconds)
+    else:
+        since = since.astimezone(dt.UTC).replace(tzinfo=None) if since.tzinfo else since
     estimate = None
     if spec.extraction.api == "auto" and spec.extraction.bulk_threshold > 0:
         estimate = client.count(
             build_count_soql(spec.api_name, spec.cursor, since), include_deleted=spec.deletions
         )
     reader = _Reader(client, spec, fields, choose_api(spec, estimate))
-    versions = VersionFilter(raw_table, since)
+    versions = VersionFilter(raw_table, since, reread=reread)
+    tracker = WatermarkTracker(watermark)
     kept: list[pa.Table] = []
     rejected: list[pa.Table] = []
     fetched = 0
@@ -244,13 +281,19 @@ def extract_increment(
         _check_placeable(batch, spec)
         fetched += batch.records
         if batch.records:
-            highest = pc.max(batch.table.column(cursor_column)).as_py()
+            cursor = batch.table.column(cursor_column)
+            highest = pc.max(cursor).as_py()
             reader.last_cursor = max(filter(None, (reader.last_cursor, highest)), default=None)
+            # The org's clock when this page was read: the Date of its response.
+            tracker.observe(cursor, client.server_time)
+        rows = batch.rows
         if batch.rejects.num_rows:
             if spec.extraction.on_conversion_error == "fail":
                 _fail_on_rejects(batch, spec)
             rejected.append(batch.rejects)
-        new = versions.new_versions(batch.rows, cursor_column)
+            if reread:
+                rows = _without_rereads_still_rejected(rows, batch.rejects, reread)
+        new = versions.new_versions(rows, cursor_column)
         if new.num_rows:
             kept.append(new)
     schema = raw_table_schema(fields)
@@ -260,7 +303,6 @@ def extract_increment(
     if rejected:
         rejects = with_run_columns(rejects, extracted_at, run_id)
     server_time = client.server_time
-    newest = max(filter(None, (watermark, reader.last_cursor)), default=None)
     after = client.stats()
     stats = {name: after[name] - before[name] for name in after}
     stats |= {"query_restarts": reader.restarts, "bulk_jobs": reader.bulk_jobs}
@@ -273,11 +315,30 @@ def extract_increment(
         fetched=fetched,
         since=since,
         watermark_before=watermark,
-        watermark_after=capped(newest, server_time),
+        watermark_after=tracker.watermark,
         fields=fields,
         api_calls=stats["api_calls"],
         estimate=estimate,
         server_time=server_time,
         pages=reader.pages,
         stats=stats,
+        cursor_column=cursor_column,
+        run_id=run_id,
+        type_changes=tuple(changes),
+        future_versions=tracker.future,
+        latest_future=tracker.latest_future,
+        corrections=versions.rereads,
     )
+
+
+def _without_rereads_still_rejected(
+    rows: pa.Table, rejects: pa.Table, reread: frozenset[str]
+) -> pa.Table:
+    """A stored version read again keeps its place only once every value converts: storing it
+    with the value still set aside would add nothing."""
+    still = set(version_keys(rejects.column("id"), rejects.column("systemmodstamp")).to_pylist())
+    still &= reread
+    if not still:
+        return rows
+    keys = version_keys(rows.column("id"), rows.column("systemmodstamp"))
+    return rows.filter(pc.invert(pc.is_in(keys, value_set=pa.array(sorted(still), pa.string()))))

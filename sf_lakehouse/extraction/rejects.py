@@ -1,9 +1,10 @@
 """Rejected values: the per-object table `<raw database>.sf_<object>_rejects`.
 
-A record with a value that does not convert to its column's type never reaches the raw table
-and is never dropped in silence: each such value is one row here, appended in one commit by the
-run that read it. Columns: `id`, `field`, `value` (as Salesforce sent it), `reason` (names the
-field and the fix), `systemmodstamp` (when parseable), `_extracted_at`, `_run_id`.
+A value that does not convert to its column's type is set aside (its version is stored with
+that column NULL) and never dropped in silence: each such value is one row here, appended in one
+commit by the run that read it. Columns: `id`, `field`, `value` (as Salesforce sent it),
+`reason` (names the field and the fix), `systemmodstamp` (when parseable), `_extracted_at`,
+`_run_id`.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def store_rejects(
     write_rejects(catalog, identifier, rejects)
     first = rejects.slice(0, 1).to_pylist()[0]
     warning = (
-        f"{rejects.num_rows} {spec.api_name} value(s) rejected into {identifier}; first: "
+        f"{rejects.num_rows} {spec.api_name} value(s) set aside into {identifier} (their "
+        f"versions are stored); first: "
         f"record {first['id']}: {shorten(first['reason'], 240)}"
     )
     return identifier, warning

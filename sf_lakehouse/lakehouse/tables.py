@@ -41,7 +41,8 @@ from pyiceberg.transforms import (
     YearTransform,
 )
 
-from sf_lakehouse.lakehouse.arrow import is_one_of
+from sf_lakehouse.lakehouse.arrow import changed_types, empty_with_types, is_one_of
+from sf_lakehouse.lakehouse.home import check_home_location
 from sf_lakehouse.lakehouse.versions import (
     UNIQUE_KEY_PROPERTY,
     declared_unique_key,
@@ -161,11 +162,14 @@ def open_catalog(properties: Mapping[str, str]) -> Catalog:
     """Load the pyiceberg catalog; for the local SQL catalog, create its directories first."""
     props = dict(properties)
     if props.get("type") == "sql":
-        uri = props["uri"]
-        private_dir(Path(uri.removeprefix("sqlite:///")).parent)
+        database = Path(props["uri"].removeprefix("sqlite:///"))
+        private_dir(database.parent)
         warehouse = props.get("warehouse", "")
         if warehouse.startswith("file://"):
-            private_dir(warehouse.removeprefix("file://"))
+            local = Path(warehouse.removeprefix("file://"))
+            # A moved or copied home is refused before anything is read or written.
+            check_home_location(local.parent, database, local)
+            private_dir(local)
     return load_catalog(CATALOG_NAME, **props)
 
 
@@ -250,6 +254,11 @@ def _set_properties(table: Table, properties: Mapping[str, str]) -> None:
         tx.set_properties(dict(properties))
 
 
+def set_properties(table: Table, properties: Mapping[str, str]) -> None:
+    """Set table properties in one commit (retried when another writer commits first)."""
+    _with_commit_retries(table, lambda t: _set_properties(t, properties))
+
+
 def _table_name(table: Table) -> str:
     return ".".join(table.name())
 
@@ -306,27 +315,77 @@ def _evolve_schema(tx: Any, data: pa.Table) -> None:
             update.union_by_name(data.select(new_columns).schema)
 
 
-def append_rows(table: Table, data: pa.Table, unique_key: Sequence[str] | None = None) -> int:
+def append_rows(
+    table: Table,
+    data: pa.Table,
+    unique_key: Sequence[str] | None = None,
+    properties: Mapping[str, str] | None = None,
+) -> int:
     """Append in one commit, adding new columns first (schema evolution: never drop, never fail).
 
     With a unique key (`unique_key`, else the table's declared one), rows whose key is stored
-    already are skipped, checked again after every lost commit race. Returns the rows appended.
+    already are skipped, checked again after every lost commit race. `properties` are set on
+    the table (and in the snapshot's summary) in the same commit, also when no row is new.
+    Returns the rows appended.
     """
-    if data.num_rows == 0:
+    if data.num_rows == 0 and not properties:
         return 0
     data = pa.Table.from_arrays(data.columns, schema=nullable_schema(data.schema))
     name = _table_name(table)
 
     def write(current: Table) -> int:
         key = tuple(unique_key) if unique_key is not None else declared_unique_key(current)
-        rows = only_unstored_rows(current, data, key) if key else data
-        if rows.num_rows == 0:
+        rows = only_unstored_rows(current, data, key) if key and data.num_rows else data
+        stale = {k: v for k, v in (properties or {}).items() if current.properties.get(k) != v}
+        if rows.num_rows == 0 and not stale:
             return 0
         with current.transaction() as tx:
-            _evolve_schema(tx, rows)
-            tx.append(align_to_table(rows, tx.table_metadata.schema().as_arrow(), name))
+            if stale:
+                tx.set_properties(dict(stale))
+            if rows.num_rows:
+                _evolve_schema(tx, rows)
+                tx.append(
+                    align_to_table(rows, tx.table_metadata.schema().as_arrow(), name),
+                    snapshot_properties=dict(properties or {}),
+                )
             _before_commit(name)
         return rows.num_rows
+
+    return _with_commit_retries(table, write)
+
+
+WIDEN_OPERATION = "widen-columns"
+
+
+def widen_columns(
+    table: Table, widened: Mapping[str, pa.DataType], properties: Mapping[str, str]
+) -> Table:
+    """Give columns wider types (a number column made text) in one commit, with `properties`.
+    Iceberg promotes no number to text, so each column is replaced under its name and every
+    row rewritten with its value cast: no stored value is lost. Returns the reloaded table."""
+    name = _table_name(table)
+
+    def write(current: Table) -> Table:
+        data = current.scan().to_arrow()
+        for column, target in widened.items():
+            index = data.column_names.index(column)
+            data = data.set_column(index, column, data.column(column).cast(target))
+        with current.transaction() as tx:
+            with tx.update_schema() as update:
+                for column in widened:
+                    update.delete_column(column)
+            with tx.update_schema() as update:
+                update.union_by_name(pa.schema([data.schema.field(c) for c in widened]))
+            tx.set_properties(dict(properties))
+            tx.overwrite(
+                align_to_table(data, tx.table_metadata.schema().as_arrow(), name),
+                snapshot_properties={
+                    WRITE_ID_PROPERTY: uuid.uuid4().hex,
+                    "sf-lakehouse-operation": WIDEN_OPERATION,
+                },
+            )
+            _before_commit(name)
+        return current.refresh()
 
     return _with_commit_retries(table, write)
 
@@ -345,7 +404,21 @@ def replace_rows(
     Not retried on a lost race: the other writer's content may be newer than this one."""
     data = pa.Table.from_arrays(data.columns, schema=nullable_schema(data.schema))
     name = _table_name(table)
+    changed = changed_types(table.schema().as_arrow(), data)
+    if changed and records is not None:
+        # A column's type changed upstream (a widened raw column): the table is written whole
+        # with the column replaced; the other records' values are cast along.
+        like = empty_with_types(table.schema().as_arrow(), changed)
+        aligned_others = _rows_of_other_records(table, records, like)
+        data = pa.concat_tables([aligned_others, align_to_table(data, aligned_others.schema)])
+        records = None
     with table.transaction() as tx:
+        if changed:
+            with tx.update_schema() as update:
+                for column in changed:
+                    update.delete_column(column)
+            with tx.update_schema() as update:
+                update.union_by_name(pa.schema([data.schema.field(c) for c in changed]))
         _evolve_schema(tx, data)
         if properties:
             tx.set_properties(dict(properties))

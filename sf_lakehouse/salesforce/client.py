@@ -36,6 +36,7 @@ from sf_lakehouse.salesforce.connection import (
     settings_from_environment,
     with_secret_credentials,
 )
+from sf_lakehouse.salesforce.deadline import Deadline
 from sf_lakehouse.salesforce.errors import ApiQuotaExceeded
 from sf_lakehouse.salesforce.http import LoginHostAdapter, ObservedSession, http_session
 from sf_lakehouse.salesforce.retry import (
@@ -86,13 +87,17 @@ class SalesforceClient:
         session: ObservedSession | None = None,
         login: Callable[[], Salesforce] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: Deadline | None = None,
     ) -> None:
         self._sf = sf
         self.api_version = api_version
         self.policy = policy or ClientPolicy()
         self._session = session if session is not None else sf.session
         self._login = login
-        self._sleep = sleep
+        self.deadline = deadline
+        self._plain_sleep = sleep
+        # Retry backoffs and Bulk polls never sleep past the deadline.
+        self._sleep = _bounded_sleep(sleep, deadline)
         self.counters = CallCounters()
 
     # --- what happened ---------------------------------------------------------------------
@@ -141,9 +146,22 @@ class SalesforceClient:
             policy=self.policy,
             counters=self.counters,
             relogin=self._relogin if self._login is not None else None,
-            before_attempt=self._guard_quota,
+            before_attempt=self._before_attempt,
             sleep=self._sleep,
         )
+
+    def set_deadline(self, deadline: Deadline | None) -> None:
+        """Count every later call, retry, sleep and body read against `deadline` (one client
+        serving several objects in turn gets each object's own)."""
+        self.deadline = deadline
+        self._sleep = _bounded_sleep(self._plain_sleep, deadline)
+        if isinstance(self._session, ObservedSession):
+            self._session.deadline = deadline
+
+    def _before_attempt(self) -> None:
+        if self.deadline is not None:
+            self.deadline.check("about to call Salesforce again")
+        self._guard_quota()
 
     def _relogin(self) -> None:
         assert self._login is not None
@@ -263,11 +281,29 @@ def _login(settings: ConnectionSettings, session: ObservedSession, mode: str) ->
     return Salesforce(session_id=settings.session_id, instance_url=settings.instance_url, **common)
 
 
+def _bounded_sleep(
+    sleep: Callable[[float], None], deadline: Deadline | None
+) -> Callable[[float], None]:
+    if deadline is None:
+        return sleep
+
+    def bounded(seconds: float) -> None:
+        if seconds >= deadline.remaining():
+            raise deadline.exceeded(f"waiting {seconds:.1f} s to try again")
+        sleep(seconds)
+
+    return bounded
+
+
 def connect(
-    settings: ConnectionSettings, *, sleep: Callable[[float], None] = time.sleep
+    settings: ConnectionSettings,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    deadline: Deadline | None = None,
 ) -> SalesforceClient:
     """Log in (transient failures retried); errors are one line naming the server and the fix,
-    never the credentials."""
+    never the credentials. With a `deadline`, the login and every later call, retry and body
+    read of the client count against it."""
     mode = settings.auth_mode()
     where = settings.login_url or settings.domain
     policy = settings.client_policy()
@@ -277,6 +313,7 @@ def connect(
         login_prefix=f"https://{settings.domain}.salesforce.com",
         login_url=settings.login_url,
     )
+    session.deadline = deadline
 
     def login_failure(what: str, verdict: Verdict, attempts: int, p: ClientPolicy) -> Exception:
         if verdict.kind is Kind.AUTH:
@@ -302,7 +339,8 @@ def connect(
         login,
         policy=policy,
         counters=CallCounters(),
-        sleep=sleep,
+        sleep=_bounded_sleep(sleep, deadline),
+        before_attempt=(lambda: deadline.check("logging in")) if deadline is not None else None,
         describe_failure=login_failure,
     )
     return SalesforceClient(
@@ -312,4 +350,5 @@ def connect(
         session=session,
         login=login if mode != "session" else None,
         sleep=sleep,
+        deadline=deadline,
     )

@@ -3,9 +3,9 @@
 Bulk API 2.0 CSV pages are parsed by pyarrow.csv with explicit column types (no Python object per
 record); REST pages (JSON records) become string columns first. Either way each column is then
 held to its type; a value that does not convert never raises a bare `ArrowInvalid` and is never
-dropped in silence: its record leaves the rows and comes back as one reject per bad field
-(record id, field, raw value, reason). Keeping the record with a NULL instead would fake a
-change of that field in the dimension.
+dropped in silence: it is set aside, NULL in its column, and comes back as one reject per bad
+value (record id, field, raw value as text, reason). The record itself is kept: a value must
+never cost the version (its other fields, its tracked changes) its place in the history.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 @dataclass(frozen=True)
 class Converted:
     """One page: every record typed (a value that did not convert is NULL there), the mask of
-    records with such a value, and one reject per such value."""
+    records with such a value, and one reject per such value (kept as text)."""
 
     table: pa.Table
     rejects: pa.Table
@@ -55,10 +55,9 @@ class Converted:
 
     @property
     def rows(self) -> pa.Table:
-        """The records whose every value converted."""
-        if self.rejected is None:
-            return self.table
-        return self.table.filter(pc.invert(self.rejected))
+        """Every record: a value that did not convert is set aside (NULL here, text in the
+        rejects), never the version."""
+        return self.table
 
     @property
     def rejected_records(self) -> int:
@@ -74,7 +73,7 @@ def csv_to_arrow(data: bytes, fields: Sequence[FieldSpec], delimiter: str = ",")
     ISO datetimes with `Z` or `+0000`) as typed Arrow."""
     if not data.strip():
         return _empty(fields)
-    by_column = {f.column: f for f in fields}
+    by_column = {f.source_column: f for f in fields}
     first_line = data[: data.find(b"\n")] if b"\n" in data else data
     header_names = next(csv.reader([first_line.decode("utf-8").rstrip("\r")], delimiter=delimiter))
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
@@ -119,10 +118,8 @@ def csv_to_arrow(data: bytes, fields: Sequence[FieldSpec], delimiter: str = ",")
 
 def _by_column(table: pa.Table, fields: Sequence[FieldSpec]) -> dict[str, Any]:
     found = {name.lower(): table.column(name) for name in table.column_names}
-    return {
-        f.column: found.get(f.column, pa.chunked_array([pa.nulls(table.num_rows, pa.string())]))
-        for f in fields
-    }
+    missing = pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
+    return {f.column: found.get(f.source_column, missing) for f in fields}
 
 
 def _text(value: Any) -> str | None:
@@ -145,7 +142,8 @@ def records_to_converted(
     for spec in fields:
         values = [r.get(spec.name) for r in records]
         columns[spec.column] = pa.array([_text(v) for v in values], pa.string())
-        if _is_text(spec.arrow_type):
+        # A widened column (a field that was a number, now text) takes the number as text.
+        if _is_text(spec.arrow_type) and spec.column_type is None:
             flags = [v is not None and not isinstance(v, str) for v in values]
             if any(flags):
                 wrong_json[spec.column] = pa.array(flags, pa.bool_())
@@ -215,19 +213,14 @@ def _rejects(
 
 
 def reject_reason(spec: FieldSpec, value: str | None) -> str:
-    """Why a value was rejected, naming the field and how to fix it."""
+    """Why a value was set aside, naming the field and how to fix it (the value is cut short:
+    a reason is read in logs and summaries)."""
     target = _type_name(spec.arrow_type)
-    if spec.column_type is not None:
-        return (
-            f"{spec.name}: {shorten(value)} is not a {target}; the raw column {spec.column} is "
-            f"{target} but the org's describe now types {spec.name} as {spec.sf_type}: change "
-            f"the column's type in the raw table, then re-extract from this record's "
-            f"SystemModstamp"
-        )
     return (
         f"{spec.name}: {shorten(value)} is not a {target}, though describe types {spec.name} as "
-        f"{spec.sf_type}; if the field's type changed in the org, change the raw column "
-        f"{spec.column}'s type and re-extract, else have the org's admin fix the value"
+        f"{spec.sf_type}; the version is stored with {spec.column} NULL. Have the org's admin "
+        f"fix the value (a type change is handled by extraction.on_type_change), then re-extract "
+        f"from this version's systemmodstamp (sf-lakehouse re-extract)"
     )
 
 

@@ -18,7 +18,9 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
+from sf_lakehouse.salesforce.deadline import Deadline
 from sf_lakehouse.salesforce.errors import SessionExpired
 from sf_lakehouse.salesforce.retry import TransientHTTPError, http_verdict
 
@@ -65,14 +67,31 @@ class ObservedSession(requests.Session):
         super().__init__()
         self.timeout_seconds = timeout_seconds
         self.observations = Observations()
+        # The overall deadline of the extraction this session serves (None: timeouts only).
+        self.deadline: Deadline | None = None
         self._lock = threading.Lock()
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        deadline = self.deadline
+        wanted_path = urllib.parse.urlsplit(str(url)).path
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout_seconds
-        response = super().request(method, url, *args, **kwargs)
+        read_body = deadline is not None and not kwargs.get("stream")
+        if deadline is not None:
+            doing = f"waiting for {wanted_path}"
+            kwargs["timeout"] = deadline.wait_at_most(float(kwargs["timeout"]), doing)
+            kwargs["stream"] = True  # the body is read below, under the deadline
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.exceptions.Timeout:
+            if deadline is not None:
+                deadline.check(f"waiting for {wanted_path}")
+            raise
+        if read_body:
+            assert deadline is not None
+            _read_under_deadline(response, deadline, self.timeout_seconds, wanted_path)
         path = urllib.parse.urlsplit(str(response.url or url)).path
-        streamed = bool(kwargs.get("stream"))
+        streamed = bool(kwargs.get("stream")) and not read_body
         self._observe(response, path, 0 if streamed else len(response.content or b""))
         if response.status_code >= 400:
             body = b"" if streamed else response.content
@@ -97,6 +116,36 @@ class ObservedSession(requests.Session):
                 seen.server_time = server_time
             if usage is not None:
                 seen.api_used, seen.api_limit = usage
+
+
+def _read_under_deadline(
+    response: requests.Response, deadline: Deadline, timeout: float, path: str
+) -> None:
+    """Read the body chunk by chunk, each read bounded by what is left of the deadline: a
+    server that trickles a byte every 30 s can hold a run no longer than its deadline."""
+    raw = response.raw
+    chunks: list[bytes] = []
+    doing = f"reading the answer of {path} (a slow or trickling server)"
+    try:
+        while True:
+            wait = deadline.wait_at_most(timeout, doing)
+            sock = getattr(getattr(raw, "connection", None), "sock", None)
+            if sock is not None:
+                sock.settimeout(wait)
+            try:
+                chunk = raw.read1(1 << 16, decode_content=True)
+            except (ReadTimeoutError, TimeoutError, ProtocolError) as error:
+                deadline.check(doing)
+                raise requests.exceptions.ConnectionError(f"reading {path}: {error}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BaseException:
+        response.close()
+        raise
+    # requests' own cache of a read body: the callers (simple-salesforce) read `.content`.
+    response._content = b"".join(chunks)
+    response._content_consumed = True
 
 
 class LoginHostAdapter(HTTPAdapter):

@@ -36,15 +36,24 @@ def arrow_type(sf_type: str) -> pa.DataType:
 class FieldSpec:
     """One extracted field: its Salesforce API name, Salesforce type and whether it is custom.
     `column_type` is the raw table's type of its column when that differs from what describe
-    says now (the field's type changed in the org): the column keeps its type."""
+    says now (the field's type changed in the org and the column was widened); `column_name`
+    the raw column when it is not the lower-cased API name (the new column a type change
+    opened, `score__c__text`)."""
 
     name: str
     sf_type: str
     custom: bool = False
     column_type: pa.DataType | None = None
+    column_name: str | None = None
 
     @property
     def column(self) -> str:
+        """The raw column the values go to."""
+        return self.column_name or self.name.lower()
+
+    @property
+    def source_column(self) -> str:
+        """The lower-cased API name, as Salesforce's records and CSV headers name the field."""
         return self.name.lower()
 
     @property
