@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from sf_lakehouse.config.environment import REPO_ROOT
 from sf_lakehouse.config.environment import dbt_project_dir as default_dbt_project_dir
+from sf_lakehouse.config.environment import project_dir
 from sf_lakehouse.config.objects import (
     OBJECTS_DIR_NAME,
     ObjectSpec,
@@ -102,9 +102,10 @@ def render_model_files(spec: ObjectSpec) -> dict[str, str]:
     }
 
 
-def write_model_files(spec: ObjectSpec, repo_root: Path = REPO_ROOT) -> list[Path]:
+def write_model_files(spec: ObjectSpec, repo_root: Path | None = None) -> list[Path]:
     """Write (or overwrite) the object's dbt files under repo_root; returns the paths written.
     Run `dbt parse` afterwards so Dagster's manifest knows the new models."""
+    repo_root = repo_root or project_dir()
     written = []
     for relative, content in render_model_files(spec).items():
         path = repo_root / relative
@@ -114,8 +115,10 @@ def write_model_files(spec: ObjectSpec, repo_root: Path = REPO_ROOT) -> list[Pat
     return written
 
 
-def stale_model_files(specs: Sequence[ObjectSpec], repo_root: Path = REPO_ROOT) -> list[str]:
-    """Repo-relative paths whose content differs from the rendering (missing files included)."""
+def stale_model_files(specs: Sequence[ObjectSpec], repo_root: Path | None = None) -> list[str]:
+    """Project-relative paths whose content differs from the rendering (missing files included);
+    `repo_root` defaults to `project_dir()` (an installed copy's files are there)."""
+    repo_root = repo_root or project_dir()
     stale = []
     for spec in specs:
         for relative, content in render_model_files(spec).items():
@@ -438,8 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Render the dbt files of every spec in config/objects (`--check`: only report stale ones)."""
     parser = argparse.ArgumentParser(prog=RENDER_COMMAND, description=main.__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 when a file is stale")
-    parser.add_argument("--repo-root", type=Path, default=REPO_ROOT)
+    parser.add_argument("--repo-root", type=Path, default=None)
     args = parser.parse_args(argv)
+    args.repo_root = args.repo_root or project_dir()
     specs = load_object_specs(args.repo_root / "config" / OBJECTS_DIR_NAME)
     if args.check:
         stale = stale_model_files(specs, args.repo_root)

@@ -31,9 +31,17 @@ START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 SEED = 20260301
 # Every kill point but `anytime` (a delay, which may end before a run exists): progress points.
 PROGRESS_POINTS = [point for point in KILL_POINTS if point != "anytime"]
+# `make test` kills at the two commits (75-145 s each on 2 cores); `make nightly` at every point.
+EVERY_RUN_POINTS = ("raw_commit", "dimension_commit")
 
 
-@pytest.mark.parametrize("point", PROGRESS_POINTS)
+@pytest.mark.parametrize(
+    "point",
+    [
+        point if point in EVERY_RUN_POINTS else pytest.param(point, marks=pytest.mark.nightly)
+        for point in PROGRESS_POINTS
+    ],
+)
 def test_a_run_killed_at_a_progress_point_ends_with_the_tables_of_a_fault_free_replay(
     tmp_path: Path, point: str
 ) -> None:

@@ -46,6 +46,7 @@ def test_dagster_dev_lists_assets_checks_schedules_and_sensors(tmp_path: Path) -
             f"raw_ids_are_18_character_{name}_ids",
             "raw_tracked_fields_exist",
             "raw_row_count_never_drops",
+            "raw_column_types_unchanged",
         }
     schedules = {s["name"]: s for s in repository["schedules"]}
     assert schedules["salesforce_pipeline_schedule"]["cronSchedule"] == "0 */6 * * *"

@@ -14,6 +14,7 @@ import boto3
 import dagster as dg
 import pytest
 import requests
+from dagster_pipes import PipesContext
 
 from sf_lakehouse.aws import glue_entrypoint
 from sf_lakehouse.aws.pipes import PIPES_PREFIX, pipes_glue_client
@@ -80,6 +81,9 @@ class GlueWorker(threading.Thread):
             while time.monotonic() < deadline:
                 runs = glue.get_job_runs(JobName=self.job_name)["JobRuns"]
                 if runs:
+                    # open_dagster_pipes() hands back the process's first context, closed by an
+                    # earlier test in this worker; each Glue job run is a fresh process.
+                    PipesContext._instance = None
                     self.arguments = runs[0]["Arguments"]
                     argv = [part for item in self.arguments.items() for part in item]
                     self.metadata = glue_entrypoint.main(argv, config=self.config)

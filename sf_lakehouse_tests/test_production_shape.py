@@ -109,8 +109,12 @@ def moto_s3() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # moto keeps its accounts in process-wide state: start from an empty AWS (another test in
+    # this worker may have created the same bucket).
+    requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
     try:
-        yield f"http://{host}:{port}"
+        yield endpoint
     finally:
         server.stop()
 
