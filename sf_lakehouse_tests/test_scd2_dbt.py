@@ -1,4 +1,4 @@
-"""The SCD2 rules of shared/design.md on the dimensions dbt builds for real (dbt-duckdb reading the
+"""The SCD2 rules of docs/design.md on the dimensions dbt builds for real (dbt-duckdb reading the
 raw Iceberg tables and writing the dimensions back to Iceberg through the lakehouse plugin).
 
 Crafted User histories check the rules one clause at a time; random histories of every object
