@@ -37,7 +37,7 @@ postgres:
 	@bash .ci/install-postgres || echo "warning: no PostgreSQL; the production-shape tests will fail (run .ci/install-postgres as root)"
 
 # Tiers (DEVELOPERS.md, "Which tests to run"): `make test` runs every test but the nightly
-# profiles (under 10 minutes on 2 cores); `make test-fast` the unit and contract tests (not
+# profiles (about 18 minutes on 2 cores; the goal is 10); `make test-fast` the unit and contract tests (not
 # marked slow: under 2 minutes); `make nightly` the long property profiles and the throughput
 # floor of benchmarks/bulk_convert_rate.py.
 test: install browser postgres wheelhouse
