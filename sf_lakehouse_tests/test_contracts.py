@@ -25,7 +25,7 @@ from sf_lakehouse.salesforce.client import (
     settings_from_environment,
 )
 from sf_lakehouse.salesforce.convert import csv_to_arrow
-from sf_lakehouse.salesforce.types import FieldSpec
+from sf_lakehouse.salesforce.types import FieldSpec, SalesforceConfigError
 from sf_lakehouse_tests.histories import account, user
 from sf_lakehouse_tests.replay_server import CONTRACTS, Recorded, ReplayServer, Route
 
@@ -180,7 +180,7 @@ def test_the_client_reads_documented_bulk_pages_with_crlf_and_quoted_newlines(re
 
 
 def test_the_client_reports_a_documented_soap_login_fault(replay) -> None:
-    with pytest.raises(Exception, match="INVALID_LOGIN") as failed:
+    with pytest.raises(SalesforceConfigError, match="INVALID_LOGIN") as failed:
         replay_client(replay, password="wrong-password")
     assert "wrong-password" not in str(failed.value)
     logins = [r for r in replay.requests if r.path.startswith("/services/Soap")]
