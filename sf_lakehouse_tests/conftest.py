@@ -86,7 +86,8 @@ def network_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     log.touch()
     guard_dir = str(Path(network_guard.__file__).parent)
     os.environ[network_guard.LOG_VARIABLE] = str(log)
-    paths = [guard_dir, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    inherited = os.environ.get("PYTHONPATH")
+    paths = [guard_dir, *filter(None, inherited.split(os.pathsep) if inherited else [])]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     network_guard.install(log)
     return log
