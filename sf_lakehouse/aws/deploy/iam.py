@@ -10,7 +10,13 @@ from typing import Any
 
 from sf_lakehouse.aws import iam
 from sf_lakehouse.aws.deploy.context import DeployContext
-from sf_lakehouse.aws.deploy.plan import Change, Step, aws_errors, error_code, policy_document
+from sf_lakehouse.aws.deploy.plan import (
+    Change,
+    Step,
+    aws_errors,
+    policy_document,
+    read_role,
+)
 
 READ_ACTIONS = (
     "iam:GetRole",
@@ -36,33 +42,11 @@ def plan_role(ctx: DeployContext) -> Step:
     trust = iam.glue_trust_policy(ctx.account_id, iam.glue_job_arn(ctx.settings, ctx.account_id))
     ctx.role_arn = iam.role_arn(ctx.account_id, name)
     with aws_errors(resource, READ_ACTIONS):
-        try:
-            role = client.get_role(RoleName=name)["Role"]
-        except Exception as error:
-            if error_code(error) != "NoSuchEntity":
-                raise
-            role = None
+        role, attached, inline_names, current_inline = read_role(
+            client, name, iam.INLINE_POLICY_NAME
+        )
         if role is not None:
             ctx.role_arn = role["Arn"]
-            attached = {
-                p["PolicyArn"]
-                for page in client.get_paginator("list_attached_role_policies").paginate(
-                    RoleName=name
-                )
-                for p in page["AttachedPolicies"]
-            }
-            inline_names = {
-                n
-                for page in client.get_paginator("list_role_policies").paginate(RoleName=name)
-                for n in page["PolicyNames"]
-            }
-            current_inline = None
-            if iam.INLINE_POLICY_NAME in inline_names:
-                current_inline = policy_document(
-                    client.get_role_policy(RoleName=name, PolicyName=iam.INLINE_POLICY_NAME)[
-                        "PolicyDocument"
-                    ]
-                )
     if role is None:
 
         def create() -> None:

@@ -210,3 +210,31 @@ def policy_document(document: Any) -> Any:
 def split_s3(uri: str) -> tuple[str, str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key
+
+
+def read_role(
+    client: Any, name: str, inline_policy_name: str
+) -> tuple[dict[str, Any] | None, set[str], set[str], Any]:
+    """An IAM role as deploy compares it: the role (None when missing), its attached policy
+    ARNs, its inline policy names, and the parsed document of `inline_policy_name`."""
+    try:
+        role = client.get_role(RoleName=name)["Role"]
+    except Exception as error:
+        if error_code(error) != "NoSuchEntity":
+            raise
+        return None, set(), set(), None
+    attached = {
+        p["PolicyArn"]
+        for page in client.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+        for p in page["AttachedPolicies"]
+    }
+    inline_names = {
+        n
+        for page in client.get_paginator("list_role_policies").paginate(RoleName=name)
+        for n in page["PolicyNames"]
+    }
+    inline = None
+    if inline_policy_name in inline_names:
+        document = client.get_role_policy(RoleName=name, PolicyName=inline_policy_name)
+        inline = policy_document(document["PolicyDocument"])
+    return role, attached, inline_names, inline

@@ -10,7 +10,13 @@ from typing import Any
 
 from sf_lakehouse.aws import runtime_iam
 from sf_lakehouse.aws.deploy.context import DeployContext
-from sf_lakehouse.aws.deploy.plan import Change, Step, aws_errors, error_code, policy_document
+from sf_lakehouse.aws.deploy.plan import (
+    Change,
+    Step,
+    aws_errors,
+    policy_document,
+    read_role,
+)
 from sf_lakehouse.aws.deploy.runtime_state import RuntimeState
 
 READ_ACTIONS = (
@@ -45,33 +51,6 @@ def plan_roles(ctx: DeployContext, state: RuntimeState) -> list[Step]:
     ]
 
 
-def _read(client: Any, name: str) -> tuple[dict[str, Any] | None, set[str], set[str], Any]:
-    try:
-        role = client.get_role(RoleName=name)["Role"]
-    except Exception as error:
-        if error_code(error) != "NoSuchEntity":
-            raise
-        return None, set(), set(), None
-    attached = {
-        p["PolicyArn"]
-        for page in client.get_paginator("list_attached_role_policies").paginate(RoleName=name)
-        for p in page["AttachedPolicies"]
-    }
-    inline_names = {
-        n
-        for page in client.get_paginator("list_role_policies").paginate(RoleName=name)
-        for n in page["PolicyNames"]
-    }
-    inline = None
-    if runtime_iam.INLINE_POLICY_NAME in inline_names:
-        inline = policy_document(
-            client.get_role_policy(RoleName=name, PolicyName=runtime_iam.INLINE_POLICY_NAME)[
-                "PolicyDocument"
-            ]
-        )
-    return role, attached, inline_names, inline
-
-
 def _role(
     ctx: DeployContext,
     state: RuntimeState,
@@ -83,7 +62,9 @@ def _role(
     resource = f"iam role {name}"
     client = ctx.client("iam")
     with aws_errors(resource, READ_ACTIONS):
-        role, attached, inline_names, current = _read(client, name)
+        role, attached, inline_names, current = read_role(
+            client, name, runtime_iam.INLINE_POLICY_NAME
+        )
 
     def put_inline() -> None:
         with aws_errors(resource, ("iam:PutRolePolicy",)):
