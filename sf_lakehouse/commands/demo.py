@@ -78,7 +78,7 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
             counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
             print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
             if status != "ok":
-                report_failure(result, settings, log_path)
+                report_failure(result, settings, instance, log_path)
                 return 1
     print_summaries(settings)
     shown = next((s for s in settings.objects if s.api_name == "User"), settings.objects[0])

@@ -23,14 +23,18 @@ def warn_rejects(result: Any, settings: Settings, indent: str = "") -> None:
 
 
 def report_failure(
-    result: Any, settings: Settings, log_path: Path | None = None, follow_up: Any = None
+    result: Any,
+    settings: Settings,
+    instance: Any,
+    log_path: Path | None = None,
+    follow_up: Any = None,
 ) -> None:
     from sf_lakehouse.commands.run_steps import follow_up_lines, not_run_lines
     from sf_lakehouse.pipeline import run_problems
 
     for problem in run_problems(result, settings):
         print(f"  {problem}", file=sys.stderr)
-    for line in [*not_run_lines(result), *follow_up_lines(follow_up, settings)]:
+    for line in [*not_run_lines(instance, result), *follow_up_lines(follow_up, settings)]:
         print(f"  {line}", file=sys.stderr)
     if follow_up is not None:
         for problem in run_problems(follow_up, settings):
@@ -175,16 +179,16 @@ def _run_holding_lock(
         signal_name = stopped_by or "a signal"
         print(f"run {run_id} stopped by {signal_name} {where}; marked failed", file=sys.stderr)
         if result is not None:
-            report_failure(result, settings)
+            report_failure(result, settings, instance)
         print(f"  full log: {log_path}", file=sys.stderr)
         return 128 + received[0] if received else 130
     if not summary.succeeded:
         print(f"run {run_id} failed {where}", file=sys.stderr)
-        report_failure(result, settings, log_path, follow_up)
+        report_failure(result, settings, instance, log_path, follow_up)
         return 1
     if summary.problems:
         print(f"run {run_id} finished, but checks failed {where}", file=sys.stderr)
-        report_failure(result, settings, log_path)
+        report_failure(result, settings, instance, log_path)
         return 1
     counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
     print(f"run {run_id} succeeded {where}" + (f": {counts}" if counts else ""))
