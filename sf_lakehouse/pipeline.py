@@ -28,6 +28,8 @@ from sf_lakehouse.defs.jobs import IN_PROGRESS
 # Re-exported: callers read env files through here (they live in a Dagster-free module).
 from sf_lakehouse.env_file import apply_environment as apply_environment
 from sf_lakehouse.env_file import load_env_file as load_env_file
+from sf_lakehouse.launch_tags import CLI, HOME_TAG, LAUNCHED_BY_TAG, LOG_TAG
+from sf_lakehouse.launch_tags import PID_TAG as PID_TAG  # re-exported: commands read it here
 from sf_lakehouse.owner_only import private_dir
 
 # Telemetry and the first-run pop-up off; the daemon evaluates FreshnessPolicy only when enabled.
@@ -50,11 +52,6 @@ _OLD_INSTANCE_YAMLS = (
 )
 _WRITTEN_BY_US = "# Written by sf-lakehouse"
 
-LAUNCHED_BY_TAG = "sf_lakehouse/launched_by"
-HOME_TAG = "sf_lakehouse/home"
-PID_TAG = "sf_lakehouse/pid"
-LOG_TAG = "sf_lakehouse/log"
-CLI = "sf-lakehouse"
 
 INTERRUPTED = "DagsterExecutionInterruptedError"
 CHECK_FAILED = "DagsterAssetCheckFailedError"

@@ -19,7 +19,6 @@ from dagster import (
 )
 
 from sf_lakehouse.config import Settings
-from sf_lakehouse.defs.alerting import CLI_LAUNCH
 from sf_lakehouse.defs.held_back import (
     DBT_STEP,
     FOLLOW_UP_TAG,
@@ -31,6 +30,7 @@ from sf_lakehouse.defs.held_back import (
     objects_of,
 )
 from sf_lakehouse.defs.jobs import PIPELINE_JOB_NAME
+from sf_lakehouse.launch_tags import launched_by_cli
 
 FOLLOW_UP_SENSOR_NAME = "held_back_dimensions_builder"
 TRIGGER_TAG = "sf_lakehouse/trigger"
@@ -53,7 +53,7 @@ def follow_up_request(
     """The run that builds what the failed `run` held back, or why there is none."""
     if FOLLOW_UP_TAG in run.tags:
         return f"it is the follow-up run of run {run.tags[FOLLOW_UP_TAG]}"
-    if run.tags.get(CLI_LAUNCH[0]) == CLI_LAUNCH[1]:
+    if launched_by_cli(run.tags):
         return "sf-lakehouse run builds the held-back dimensions itself"
     earlier = instance.get_runs(filters=RunsFilter(tags={FOLLOW_UP_TAG: run.run_id}), limit=1)
     if earlier:
