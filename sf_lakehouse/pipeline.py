@@ -28,6 +28,7 @@ from sf_lakehouse.defs.jobs import IN_PROGRESS
 # Re-exported: callers read env files through here (they live in a Dagster-free module).
 from sf_lakehouse.env_file import apply_environment as apply_environment
 from sf_lakehouse.env_file import load_env_file as load_env_file
+from sf_lakehouse.lakehouse.writable import storage_fix
 from sf_lakehouse.launch_tags import CLI, HOME_TAG, LAUNCHED_BY_TAG, LOG_TAG
 from sf_lakehouse.launch_tags import PID_TAG as PID_TAG  # re-exported: commands read it here
 from sf_lakehouse.owner_only import private_dir
@@ -131,7 +132,7 @@ def new_run_id() -> str:
 
 
 def run_log_path(settings: Settings, run_id: str) -> Path:
-    return settings.home / "logs" / f"run-{run_id}.log"
+    return settings.logs_dir / f"run-{run_id}.log"
 
 
 @contextlib.contextmanager
@@ -217,7 +218,8 @@ def run_problems(result: ExecuteInProcessResult, settings: Settings | None = Non
     problems = []
     for message, steps in by_message.items():
         label = f"step {steps[0]}" if len(steps) == 1 else f"steps {', '.join(sorted(steps))}"
-        problems.append(f"{label} failed: {message}")
+        fix = storage_fix(message, settings) if settings is not None else None
+        problems.append(f"{label} failed: {message}" + (f"; fix: {fix}" if fix else ""))
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             summary = evaluation.metadata.get("summary")

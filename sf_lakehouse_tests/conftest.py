@@ -67,6 +67,7 @@ SLOW_MODULES = frozenset(
         "test_scd2_dbt",
         "test_sensors",
         "test_ui_browser",
+        "test_unwritable_home",
         "test_verify",
     }
 )

@@ -66,13 +66,21 @@ def _lock(settings: Settings, command: str, wait: float, name: str | None = None
     return lock.acquire(wait_seconds=wait, on_wait=waiting)
 
 
-def _note_abandoned(instance: Any, settings: Settings) -> None:
+def _note_abandoned(instance: Any, settings: Settings, previous: Any) -> None:
+    """`previous`: the lock's last holder when it did not release it (it was killed)."""
     from sf_lakehouse.pipeline import PID_TAG, mark_abandoned_runs
 
     for run in mark_abandoned_runs(instance, settings):
+        pid = run.tags.get(PID_TAG, "?")
+        how = (
+            "a killed sf-lakehouse process"
+            if previous is not None and str(previous.pid) == pid
+            # It ended, but could not record the run's end (a full disk, a read-only home).
+            else "an sf-lakehouse process that could not record its end"
+        )
         print(
-            f"note: run {run.run_id} ({run.job_name}) was left unfinished by a killed "
-            f"sf-lakehouse process (pid {run.tags.get(PID_TAG, '?')}); marked failed",
+            f"note: run {run.run_id} ({run.job_name}) was left unfinished by {how} "
+            f"(pid {pid}); marked failed",
             file=sys.stderr,
         )
 
@@ -93,6 +101,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     lock = _lock(settings, "run", args.wait)
     try:
         return _run_holding_lock(args, settings, lock, spec.job_name if spec else None)
+    except Exception as error:
+        # The home filled up or became read-only after the checks: one line, not a traceback.
+        from sf_lakehouse.lakehouse.writable import HomeNotWritableError, storage_fix
+
+        fix = storage_fix(str(error), settings)
+        if fix is None:
+            raise
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise HomeNotWritableError(
+            f"lakehouse home {settings.home} cannot be written ({type(error).__name__}: "
+            f"{first[:300]}); fix: {fix}"
+        ) from None
     finally:
         lock.release()
 
@@ -124,7 +144,7 @@ def _run_holding_lock(
 
     job_name = job_name or PIPELINE_JOB_NAME
     instance = dagster_instance(settings)
-    _note_abandoned(instance, settings)
+    _note_abandoned(instance, settings, lock.previous)
     run_id = new_run_id()
     lock.note_run(run_id)
     log_path = run_log_path(settings, run_id)
@@ -171,6 +191,10 @@ def _run_holding_lock(
         )
     publish_metrics(settings, instance, run_id)
     if crash is not None and stopped_by is None:
+        from sf_lakehouse.lakehouse.writable import storage_fix
+
+        fix = storage_fix(crash, settings)
+        crash += f"; fix: {fix}" if fix else ""
         print(f"run {run_id} failed {where}: {crash}", file=sys.stderr)
         print(f"  full log: {log_path}", file=sys.stderr)
         return 1

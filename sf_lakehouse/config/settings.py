@@ -195,6 +195,10 @@ class Settings:
         return self.home / "dbt.duckdb"
 
     @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
