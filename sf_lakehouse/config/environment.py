@@ -193,12 +193,21 @@ class AwsSection(StrictModel):
     )
 
 
+class DbtSection(StrictModel):
+    """How a run invokes dbt: in the step's own process (dbt-core's dbtRunner, no start-up of
+    its own) or as dagster-dbt's `dbt` subprocess. Unset: in_process on DuckDB (a `sql`
+    catalog), subprocess on Athena (docs/design.md says why)."""
+
+    invocation: Literal["in_process", "subprocess"] | None = None
+
+
 class EnvironmentConfig(StrictModel):
     """One environment: the `defaults` section merged with its own entry."""
 
     catalog: CatalogSection
     databases: Databases
     dbt_target: str
+    dbt: DbtSection = DbtSection()
     salesforce: SalesforceApi
     salesforce_auth: SalesforceAuth = SalesforceAuth()
     schedules: Schedules
@@ -293,6 +302,14 @@ class Settings:
     @property
     def dbt_target(self) -> str:
         return self.config.dbt_target
+
+    @property
+    def dbt_invocation(self) -> str:
+        """`dbt.invocation`, or its default for the environment's engine (DbtSection)."""
+        chosen = self.config.dbt.invocation
+        if chosen is not None:
+            return chosen
+        return "in_process" if self.config.catalog.type == "sql" else "subprocess"
 
     @property
     def api_version(self) -> str:
