@@ -18,6 +18,7 @@ the first and the DuckDB file is not held between runs.
 
 from __future__ import annotations
 
+import gc
 import queue
 import sys
 import threading
@@ -59,7 +60,6 @@ class RunnerManifest:
     def dbt_manifest(self) -> Manifest:
         from dbt.artifacts.schemas.manifest import WritableManifest
         from dbt.contracts.graph.manifest import Manifest
-
         from dbt.contracts.graph.nodes import GenericTestNode
 
         writable = WritableManifest.upgrade_schema_version(dict(self._manifest))
@@ -166,7 +166,7 @@ class InProcessDbtBuild:
                 _release()
                 events.put(done)
 
-        logger.info(f"Running dbt in process: `dbt {' '.join(args)}`.")
+        logger.info(f"Running dbt command in process: `dbt {' '.join(args)}`.")
         worker = threading.Thread(target=invoke, name="dbt", daemon=True)
         worker.start()
         try:
@@ -221,11 +221,20 @@ class InProcessDbtBuild:
 
 def _release() -> None:
     """What dbt leaves behind in the process after an invocation: its loggers (the dbt.log of a
-    target folder about to be removed) and dbt-duckdb's DuckDB environment, which would keep the
-    DuckDB file open (and locked) until the process ends."""
+    target folder about to be removed), its adapters and dbt-duckdb's DuckDB environment, which
+    would keep the DuckDB file open (and locked) until the process ends."""
+    from dbt.adapters.factory import reset_adapters
     from dbt_common.events.event_manager_client import cleanup_event_logger
 
     cleanup_event_logger()
+    _close_duckdb_environment()
+    reset_adapters()
+    # What dbt and the lakehouse plugin opened in this thread (the catalog's SQLite connections
+    # among them) is finalized here: SQLite refuses a connection closed from another thread.
+    gc.collect()
+
+
+def _close_duckdb_environment() -> None:
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     except ImportError:  # an Athena-only installation
