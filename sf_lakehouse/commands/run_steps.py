@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
 
 from sf_lakehouse.config import Settings
 
@@ -83,14 +83,16 @@ def build_held_back_dimensions(
     *,
     log_level: str,
     tags: Mapping[str, str],
+    definitions: Definitions | None = None,
 ) -> ExecuteInProcessResult | None:
-    """Run the job again for the dimensions a failed extraction held back (None: none)."""
+    """Run the job again for the dimensions a failed extraction held back (None: none), with
+    the run's `definitions` when given (built once per process)."""
     from sf_lakehouse.definitions import build_definitions
 
     keys = dimensions_to_build(result, settings)
     if not keys:
         return None
-    job = build_definitions(settings).resolve_job_def(result.job_def.name)
+    job = (definitions or build_definitions(settings)).resolve_job_def(result.job_def.name)
     return job.execute_in_process(
         instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
