@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, DagsterRun, ExecuteInProcessResult, RunsFilter
+from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    Definitions,
+    ExecuteInProcessResult,
+    RunsFilter,
+)
 from dagster_shared.error import SerializableErrorInfo
 
 from sf_lakehouse.config import Settings
@@ -155,10 +161,12 @@ def run_pipeline(
     job_name: str = PIPELINE_JOB_NAME,
     run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
+    definitions: Definitions | None = None,
 ) -> ExecuteInProcessResult:
     """Materialize the asset graph once (extract every object, then dbt build); `job_name`
-    picks one object's job instead."""
-    defs = build_definitions(settings)
+    picks one object's job instead. `definitions`: already built for `settings` (a process
+    builds them once: the follow-up run reuses them)."""
+    defs = definitions or build_definitions(settings)
     job = defs.resolve_job_def(job_name)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     return job.execute_in_process(

@@ -126,7 +126,7 @@ def _run_holding_lock(
     from dagster import DagsterExecutionInterruptedError
 
     from sf_lakehouse.commands.run_steps import build_held_back_dimensions
-    from sf_lakehouse.definitions import PIPELINE_JOB_NAME
+    from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
     from sf_lakehouse.defs.dbt import FULL_REFRESH_TAG
     from sf_lakehouse.lakehouse.tables import OWNER_PID_VAR
     from sf_lakehouse.pipeline import (
@@ -161,6 +161,7 @@ def _run_holding_lock(
     try:
         with output_to(log_path):
             try:
+                definitions = build_definitions(settings)  # once: the follow-up run reuses them
                 result = run_pipeline(
                     settings,
                     instance,
@@ -168,10 +169,16 @@ def _run_holding_lock(
                     job_name=job_name,
                     run_id=run_id,
                     tags=tags,
+                    definitions=definitions,
                 )
                 # One failed extraction must not hold back the other objects' dimensions.
                 follow_up = build_held_back_dimensions(
-                    settings, instance, result, log_level="DEBUG", tags=tags
+                    settings,
+                    instance,
+                    result,
+                    log_level="DEBUG",
+                    tags=tags,
+                    definitions=definitions,
                 )
             except Exception as error:  # not a step's failure: Dagster itself gave up
                 traceback.print_exc()  # into the log

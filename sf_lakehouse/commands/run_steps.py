@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
 
 from sf_lakehouse.config import Settings
 from sf_lakehouse.defs.follow_up import annotate_failed_run
@@ -33,8 +33,10 @@ def build_held_back_dimensions(
     *,
     log_level: str,
     tags: Mapping[str, str],
+    definitions: Definitions | None = None,
 ) -> ExecuteInProcessResult | None:
-    """Run the job again for the dimensions a failed extraction held back (None: none)."""
+    """Run the job again for the dimensions a failed extraction held back (None: none), with
+    the run's `definitions` when given (built once per process)."""
     from sf_lakehouse.definitions import build_definitions
 
     steps = RunSteps.read(instance, result.run_id)
@@ -50,7 +52,7 @@ def build_held_back_dimensions(
         f"sf-lakehouse run builds the dimensions of {objects} in a second run tagged "
         f"{FOLLOW_UP_TAG}={result.run_id}.",
     )
-    job = build_definitions(settings).resolve_job_def(result.job_def.name)
+    job = (definitions or build_definitions(settings)).resolve_job_def(result.job_def.name)
     return job.execute_in_process(
         instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},

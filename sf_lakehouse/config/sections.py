@@ -155,12 +155,21 @@ class AwsSection(StrictModel):
     )
 
 
+class DbtSection(StrictModel):
+    """How a run invokes dbt: in the step's own process (dbt-core's dbtRunner, no start-up of
+    its own) or as dagster-dbt's `dbt` subprocess. Unset: in_process on DuckDB (a `sql`
+    catalog), subprocess on Athena (docs/design.md says why)."""
+
+    invocation: Literal["in_process", "subprocess"] | None = None
+
+
 class EnvironmentConfig(StrictModel):
     """One environment: the `defaults` section merged with its own entry."""
 
     catalog: CatalogSection
     databases: Databases
     dbt_target: str
+    dbt: DbtSection = DbtSection()
     salesforce: SalesforceApi
     salesforce_auth: SalesforceAuth = SalesforceAuth()
     schedules: Schedules

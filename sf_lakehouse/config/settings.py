@@ -78,6 +78,14 @@ class Settings:
         return self.config.dbt_target
 
     @property
+    def dbt_invocation(self) -> str:
+        """`dbt.invocation`, or its default for the environment's engine (DbtSection)."""
+        chosen = self.config.dbt.invocation
+        if chosen is not None:
+            return chosen
+        return "in_process" if self.config.catalog.type == "sql" else "subprocess"
+
+    @property
     def api_version(self) -> str:
         return self.config.salesforce.api_version
 
