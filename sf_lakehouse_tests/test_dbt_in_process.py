@@ -17,7 +17,8 @@ import dagster as dg
 import pytest
 
 from sf_lakehouse.config import DBT_PROJECT_DIR, Settings, resolve_settings
-from sf_lakehouse.config.environment import PROJECT_DIR_VAR, DbtSection
+from sf_lakehouse.config.environment import PROJECT_DIR_VAR
+from sf_lakehouse.config.sections import DbtSection
 from sf_lakehouse.defs.dbt_in_process import RunnerManifest
 from sf_lakehouse.defs.resources import build_resources, dbt_executable
 from sf_lakehouse_tests.histories import at
