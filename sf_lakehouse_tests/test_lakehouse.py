@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from sf_lakehouse.config import Settings
-from sf_lakehouse.lakehouse import tables
+from sf_lakehouse.lakehouse import catalog as catalog_module
+from sf_lakehouse.lakehouse import file_rewrite, tables
 from sf_lakehouse.lakehouse.tables import (
     OWNER_PID_VAR,
     RAW_LAYOUT,
@@ -203,7 +204,9 @@ def test_concurrent_first_writes_create_the_table_once(
 
     monkeypatch.setattr(late, "namespace_exists", stale_at_first(late.namespace_exists, False))
     monkeypatch.setattr(
-        tables, "load_table_or_none", stale_at_first(tables.load_table_or_none, None)
+        catalog_module,
+        "load_table_or_none",
+        stale_at_first(catalog_module.load_table_or_none, None),
     )
     second = ensure_table(late, "sf_raw_local.sf_user", data.schema, RAW_LAYOUT)
     assert first.metadata.table_uuid == second.metadata.table_uuid
@@ -246,6 +249,9 @@ def test_incremental_replaces_compact_the_table_past_the_file_limit(
     800 rows after four runs, and every run got slower. Past the limit the replace writes the
     table whole: the same rows as partial replaces would give, in one file per partition."""
     monkeypatch.setattr(tables, "COMPACT_ABOVE_FILES", 6)
+    monkeypatch.setattr(tables, "COMPACT_FILES_PER_PARTITION", 1)
+    # Every replace starts a file per partition (none is small enough to take the new rows).
+    monkeypatch.setattr(file_rewrite, "SMALL_FILE_BYTES", 0)
     catalog = open_catalog(settings.catalog_properties())
     layout = TableLayout(partition_fields=(PartitionField("part", "identity", "part"),))
     rows = {f"r{n}": n % 4 for n in range(12)}  # record -> partition
@@ -272,3 +278,71 @@ def test_incremental_replaces_compact_the_table_past_the_file_limit(
         counts.append(tables.data_file_count(table))
     assert max(counts) <= 6 + 4  # never far past the limit
     assert min(counts[1:]) <= 4  # a compaction happened: one file per partition
+
+
+def _files(table) -> set[str]:
+    return {task.file.file_path for task in table.scan().plan_files()}
+
+
+@pytest.mark.parametrize("small_file_bytes", [0, file_rewrite.SMALL_FILE_BYTES])
+def test_an_incremental_replace_rewrites_only_the_files_holding_a_changed_row(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, small_file_bytes: int
+) -> None:
+    """A rebuilt record keeps most of its rows (its closed versions); rewriting every file that
+    holds one of its rows made each run rewrite the whole dimension at 1M records. Only the
+    files with a row that goes are rewritten, unchanged rows are not written again, and new
+    rows join a rewritten file of their partition: one snapshot, the same rows as a rebuild."""
+    monkeypatch.setattr(file_rewrite, "SMALL_FILE_BYTES", small_file_bytes)
+    catalog = open_catalog(settings.catalog_properties())
+    layout = TableLayout(partition_fields=(PartitionField("current", "identity", "current"),))
+
+    def rows(versions: list[tuple[str, int, bool]]) -> pa.Table:
+        return pa.table(
+            {
+                "id": [v[0] for v in versions],
+                "version": pa.array([v[1] for v in versions], pa.int64()),
+                "current": [v[2] for v in versions],
+                "note": [None if v[1] == 0 else f"v{v[1]}" for v in versions],
+            }
+        )
+
+    first = rows([("a", 0, False), ("a", 1, True), ("b", 0, True), ("c", 0, True)])
+    table = ensure_table(catalog, "sf_curated_local.dim", first.schema, layout)
+    replace_rows(table, first)
+    table = catalog.load_table("sf_curated_local.dim")
+    closed_files = {t.file.file_path for t in table.scan().plan_files() if not t.file.partition[0]}
+    snapshots_before = len(table.snapshots())
+    # Record a closes version 1 and opens 2; its version 0 is unchanged. b is rebuilt the same.
+    rebuilt = rows([("a", 0, False), ("a", 1, False), ("a", 2, True), ("b", 0, True)])
+    replace_rows(table, rebuilt, records=("id", ["a", "b"]))
+    table = catalog.load_table("sf_curated_local.dim")
+    expected = rows(
+        [("a", 0, False), ("a", 1, False), ("a", 2, True), ("b", 0, True), ("c", 0, True)]
+    )
+    stored = table.scan().to_arrow().sort_by([("id", "ascending"), ("version", "ascending")])
+    assert stored.to_pylist() == expected.to_pylist()
+    assert len(table.snapshots()) == snapshots_before + 1
+    summary = table.current_snapshot().summary
+    if small_file_bytes:
+        # Both files are small: a's new closed row joins the closed file, which is rewritten.
+        assert len(_files(table)) == 2
+        assert summary["deleted-data-files"] == "2" and summary["added-records"] == "5"
+    else:
+        # The closed file stays; a's new closed row is in a new file, the current file is
+        # rewritten with a's new current row (b and c kept).
+        assert closed_files <= _files(table) and len(_files(table)) == 3
+        assert summary["deleted-data-files"] == "1" and summary["deleted-records"] == "3"
+        assert summary["added-records"] == "4"
+
+
+def test_an_incremental_replace_that_changes_nothing_writes_no_file(settings: Settings) -> None:
+    catalog = open_catalog(settings.catalog_properties())
+    data = pa.table({"id": ["a", "b"], "v": [1, None]})
+    table = ensure_table(catalog, "sf_curated_local.dim", data.schema, TableLayout())
+    replace_rows(table, data)
+    table = catalog.load_table("sf_curated_local.dim")
+    files = _files(table)
+    replace_rows(table, data.slice(1), {"p": "1"}, records=("id", ["b"]))
+    table = catalog.load_table("sf_curated_local.dim")
+    assert _files(table) == files and table.properties["p"] == "1"
+    assert table.scan().to_arrow().sort_by("id").to_pylist() == data.to_pylist()

@@ -232,7 +232,7 @@ def _raw_rows(table: Table, ids: set[str] | None, columns: tuple[str, ...]) -> p
     """The given records' rows (all of them), or the whole table when `ids` is None."""
     if ids is None:
         return table.scan(selected_fields=columns).to_arrow()
-    return rows_of(table, "id", ids).select(list(columns))
+    return rows_of(table, "id", ids, columns=columns)
 
 
 def version_columns(table: Table) -> tuple[str, ...]:

@@ -1,0 +1,218 @@
+"""Copy-on-write per data file: an incremental replace rewrites only the files that hold rows it
+removes, in one Iceberg snapshot.
+
+A dimension's rebuilt records mostly keep their stored rows (a record that changed closes its
+current version and opens one; its closed versions stay as they are). So the replace compares
+rows, not records: a stored row of a rebuilt record that the new rows hold unchanged stays in its
+file; a file is rewritten only when it holds a row that goes, and only the rows that are new are
+written. The closed versions (`is_current = false` partitions) are then appended to, never
+rewritten, and the current ones are rewritten only in the files that hold a changed record.
+New rows go into a file that is rewritten anyway, or into the partition's smallest file while it
+is small, so the table does not gather a small file per partition and run.
+
+Rows are matched on all their values (NULL equal to NULL), with Arrow filters: pyiceberg's `In`
+expression costs per data file times per value (2,000 keys over 32 files: 3.3 s), a set lookup
+in Arrow a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import FileScanTask, Table
+
+from sf_lakehouse.lakehouse.arrow import is_one_of
+from sf_lakehouse.lakehouse.increments import key_filter
+
+# New rows of a partition go into its smallest file (rewritten with them) while that file is
+# smaller than this; a file written whole by a rebuild is larger and is never rewritten for them.
+SMALL_FILE_BYTES = 1024 * 1024
+# Values of a row joined into one text: a byte no Salesforce value holds separates them, another
+# stands for NULL.
+_SEPARATOR = "\x1f"
+_NULL = "\x00"
+
+
+def row_keys(data: pa.Table, columns: Iterable[str]) -> pa.ChunkedArray | pa.Array:
+    """One text per row standing for all of its values in `columns` (NULL differs from any
+    value): rows with the same text hold the same values."""
+    texts = [data.column(name).cast(pa.string()) for name in columns]
+    if not texts:
+        return pa.repeat("", data.num_rows)
+    return pc.binary_join_element_wise(
+        *texts, _SEPARATOR, null_handling="replace", null_replacement=_NULL
+    )
+
+
+def _partition_of(task: FileScanTask) -> tuple[int, tuple[Any, ...]]:
+    record = task.file.partition
+    return task.file.spec_id, tuple(record[i] for i in range(len(record)))
+
+
+@dataclass
+class _Pass:
+    """What reading the candidate files found."""
+
+    rewrite: list[FileScanTask] = field(default_factory=list)
+    smallest: dict[tuple[int, tuple[Any, ...]], FileScanTask] = field(default_factory=dict)
+    stored_keys: list[pa.Array] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RecordsRewrite:
+    """The files one replace deletes and adds, and its row counts."""
+
+    deleted: list[DataFile]
+    added: list[DataFile]
+    rows_removed: int
+    rows_added: int
+
+
+class FileRewriter:
+    """Replaces the rows of some records with `data` (aligned to the table's current schema in
+    the transaction `tx`), touching only the files that hold a row that goes."""
+
+    def __init__(
+        self, tx: Any, table: Table, data: pa.Table, key_column: str, keys: Collection[Any]
+    ) -> None:
+        self._tx = tx
+        self._table = table
+        self._data = data
+        self._key_column = key_column
+        self._keys = pa.array(sorted(keys), data.schema.field(key_column).type)
+        self._expression = key_filter(key_column, keys)
+        self._columns = data.column_names
+        self._new_keys = row_keys(data, self._columns)
+        self._write_uuid = uuid.uuid4()
+        self._counter = itertools.count(0)
+
+    def _read(self, task: FileScanTask) -> pa.Table:
+        metadata = self._tx.table_metadata
+        scan = ArrowScan(
+            table_metadata=metadata,
+            io=self._table.io,
+            projected_schema=metadata.schema(),
+            row_filter=AlwaysTrue(),
+        )
+        return scan.to_table(tasks=[task]).select(self._columns)
+
+    def _going(self, rows: pa.Table) -> tuple[pa.Array, pa.Array]:
+        """(mask of the rows of the records, mask of those that go: not among the new rows)."""
+        of_records = is_one_of(rows.column(self._key_column), self._keys)
+        stored = row_keys(rows, self._columns)
+        going = pc.and_(of_records, pc.invert(pc.is_in(stored, value_set=self._new_keys)))
+        return of_records, going
+
+    def _first_pass(self, tasks: Iterable[FileScanTask]) -> _Pass:
+        found = _Pass()
+        for task in tasks:
+            partition = _partition_of(task)
+            smallest = found.smallest.get(partition)
+            if smallest is None or task.file.file_size_in_bytes < smallest.file.file_size_in_bytes:
+                found.smallest[partition] = task
+            rows = self._read(task)
+            of_records, going = self._going(rows)
+            if pc.any(of_records).as_py():
+                found.stored_keys.append(row_keys(rows.filter(of_records), self._columns))
+            if pc.any(going).as_py():
+                found.rewrite.append(task)
+        return found
+
+    def _write(self, rows: pa.Table) -> Iterator[DataFile]:
+        if rows.num_rows == 0:
+            return iter(())
+        return iter(
+            _dataframe_to_data_files(
+                table_metadata=self._tx.table_metadata,
+                df=rows,
+                io=self._table.io,
+                write_uuid=self._write_uuid,
+                counter=self._counter,
+            )
+        )
+
+    def _new_rows_by_partition(self, stored: list[pa.Array]) -> dict[Any, pa.Table]:
+        """The rows of `data` not stored already, grouped like the files they go into."""
+        known = (
+            pa.chunked_array(stored, pa.string()) if stored else pa.chunked_array([], pa.string())
+        )
+        new = self._data.filter(
+            pc.invert(pc.is_in(self._new_keys, value_set=known.combine_chunks()))
+        )
+        spec = self._tx.table_metadata.spec()
+        schema = self._tx.table_metadata.schema()
+        if new.num_rows == 0:
+            return {}
+        if spec.is_unpartitioned():
+            return {(spec.spec_id, ()): new}
+        values = []
+        for partition_field in spec.fields:
+            source = schema.find_field(partition_field.source_id)
+            transform = partition_field.transform.pyarrow_transform(source.field_type)
+            values.append(transform(new.column(source.name)).to_pylist())
+        groups: dict[Any, list[int]] = {}
+        for index, partition in enumerate(zip(*values, strict=True)):
+            groups.setdefault((spec.spec_id, partition), []).append(index)
+        return {key: new.take(pa.array(rows)) for key, rows in groups.items()}
+
+    def rewrite(self) -> RecordsRewrite:
+        tasks = list(self._table.scan(row_filter=self._expression).plan_files())
+        found = self._first_pass(tasks)
+        new_rows = self._new_rows_by_partition(found.stored_keys)
+        rows_added = sum(rows.num_rows for rows in new_rows.values())
+        rewrite = list(found.rewrite)
+        chosen = {task.file.file_path for task in rewrite}
+        for partition in new_rows:
+            small = found.smallest.get(partition)
+            if small is None or small.file.file_path in chosen:
+                continue
+            if not any(_partition_of(task) == partition for task in rewrite) and (
+                small.file.file_size_in_bytes < SMALL_FILE_BYTES
+            ):
+                rewrite.append(small)
+                chosen.add(small.file.file_path)
+        deleted: list[DataFile] = []
+        added: list[DataFile] = []
+        removed = 0
+        for task in rewrite:
+            rows = self._read(task)
+            _, going = self._going(rows)
+            kept = rows.filter(pc.invert(going))
+            removed += rows.num_rows - kept.num_rows
+            extra = new_rows.pop(_partition_of(task), None)
+            if extra is not None:
+                kept = pa.concat_tables([kept, extra])
+            deleted.append(task.file)
+            added.extend(self._write(kept))
+        for rows in new_rows.values():
+            added.extend(self._write(rows))
+        return RecordsRewrite(deleted, added, removed, rows_added)
+
+
+def replace_records(
+    tx: Any,
+    table: Table,
+    data: pa.Table,
+    records: tuple[str, Collection[Any]],
+    snapshot_properties: Mapping[str, str],
+) -> RecordsRewrite:
+    """Within the transaction `tx`: the rows of `records` (key column, keys) become `data`,
+    as one overwrite snapshot that deletes the rewritten files and adds their replacements."""
+    key_column, keys = records
+    result = FileRewriter(tx, table, data, key_column, keys).rewrite()
+    if result.deleted or result.added:
+        with tx.update_snapshot(snapshot_properties=dict(snapshot_properties)).overwrite() as snap:
+            for data_file in result.deleted:
+                snap.delete_data_file(data_file)
+            for data_file in result.added:
+                snap.append_data_file(data_file)
+    return result
