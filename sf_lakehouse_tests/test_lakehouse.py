@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import uuid
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from sf_lakehouse.config import Settings
 from sf_lakehouse.lakehouse import catalog as catalog_module
-from sf_lakehouse.lakehouse import file_rewrite, tables
+from sf_lakehouse.lakehouse import file_rewrite, increments, tables
 from sf_lakehouse.lakehouse.tables import (
     OWNER_PID_VAR,
     RAW_LAYOUT,
@@ -346,3 +349,81 @@ def test_an_incremental_replace_that_changes_nothing_writes_no_file(settings: Se
     table = catalog.load_table("sf_curated_local.dim")
     assert _files(table) == files and table.properties["p"] == "1"
     assert table.scan().to_arrow().sort_by("id").to_pylist() == data.to_pylist()
+
+
+_RECORDS = [f"r{n}" for n in range(8)]
+# Few values, so that identical rows (in the table and in a replace) occur too.
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(_RECORDS),
+        st.integers(0, 2),
+        st.booleans(),
+        st.none() | st.sampled_from(["x", "xy"]),
+    ),
+    max_size=14,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    first=_ROWS,
+    replaces=st.lists(st.tuples(st.sets(st.sampled_from(_RECORDS), max_size=5), _ROWS), max_size=3),
+    in_filter_max=st.sampled_from([0, increments.IN_FILTER_MAX_VALUES]),
+    small_file=st.sampled_from([0, file_rewrite.SMALL_FILE_BYTES]),
+)
+@example(  # a row stored twice, replaced by one copy of it
+    first=[("r0", 0, True, None)] * 2,
+    replaces=[({"r0"}, [("r0", 0, True, None)])],
+    in_filter_max=increments.IN_FILTER_MAX_VALUES,
+    small_file=0,
+)
+def test_per_file_replaces_give_the_rows_of_a_rebuild(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    first: list,
+    replaces: list,
+    in_filter_max: int,
+    small_file: int,
+) -> None:
+    """Whatever the rows, replacing some records' rows file by file leaves the table holding
+    exactly the other records' rows plus the new ones (the rows a rebuild writes), in one
+    snapshot per replace, with files planned through `In` or through Arrow."""
+    monkeypatch.setattr(increments, "IN_FILTER_MAX_VALUES", in_filter_max)
+    monkeypatch.setattr(file_rewrite, "SMALL_FILE_BYTES", small_file)
+    catalog = open_catalog(settings.catalog_properties())
+    identifier = f"sf_curated_local.dim_{uuid.uuid4().hex[:8]}"
+    layout = TableLayout(
+        partition_fields=(
+            PartitionField("current", "identity", "current"),
+            PartitionField("id", "bucket[4]", "id_bucket"),
+        )
+    )
+
+    def table_of(rows: list) -> pa.Table:
+        return pa.table(
+            {
+                "id": pa.array([r[0] for r in rows], pa.string()),
+                "version": pa.array([r[1] for r in rows], pa.int64()),
+                "current": pa.array([r[2] for r in rows], pa.bool_()),
+                "note": pa.array([r[3] for r in rows], pa.string()),
+            }
+        )
+
+    table = ensure_table(catalog, identifier, table_of([]).schema, layout)
+    replace_rows(table, table_of(first))
+    expected = list(first)
+    for records, rows in replaces:
+        new = [r for r in rows if r[0] in records]
+        table = catalog.load_table(identifier)
+        before = len(table.snapshots())
+        replace_rows(table, table_of(new), records=("id", sorted(records)))
+        expected = [r for r in expected if r[0] not in records] + new
+        table = catalog.load_table(identifier)
+        assert len(table.snapshots()) - before <= 1
+        stored = table.scan().to_arrow()
+        got = sorted(
+            zip(*(stored.column(c).to_pylist() for c in stored.column_names), strict=True), key=repr
+        )
+        assert got == sorted(expected, key=repr)

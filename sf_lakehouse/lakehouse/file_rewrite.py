@@ -53,6 +53,10 @@ def row_keys(data: pa.Table, columns: Iterable[str]) -> pa.ChunkedArray | pa.Arr
     )
 
 
+def _has_repeats(keys: pa.Array | pa.ChunkedArray) -> bool:
+    return len(pc.unique(keys)) != len(keys)
+
+
 def _partition_of(task: FileScanTask) -> tuple[int, tuple[Any, ...]]:
     record = task.file.partition
     return task.file.spec_id, tuple(record[i] for i in range(len(record)))
@@ -63,6 +67,7 @@ class _Pass:
     """What reading the candidate files found."""
 
     rewrite: list[FileScanTask] = field(default_factory=list)
+    holding: list[FileScanTask] = field(default_factory=list)  # files with a row of the records
     smallest: dict[tuple[int, tuple[Any, ...]], FileScanTask] = field(default_factory=dict)
     stored_keys: list[pa.Array] = field(default_factory=list)
 
@@ -92,6 +97,9 @@ class FileRewriter:
         self._expression = key_filter(key_column, keys)
         self._columns = data.column_names
         self._new_keys = row_keys(data, self._columns)
+        # Identical rows (never in a dimension: scd_id is unique) would make matching rows by
+        # value ambiguous: then every row of the records goes and every new row is written.
+        self._repeated = _has_repeats(self._new_keys)
         self._write_uuid = uuid.uuid4()
         self._counter = itertools.count(0)
 
@@ -106,8 +114,11 @@ class FileRewriter:
         return scan.to_table(tasks=[task]).select(self._columns)
 
     def _going(self, rows: pa.Table) -> tuple[pa.Array, pa.Array]:
-        """(mask of the rows of the records, mask of those that go: not among the new rows)."""
+        """(mask of the rows of the records, mask of those that go: not among the new rows, or
+        all of them when rows repeat)."""
         of_records = is_one_of(rows.column(self._key_column), self._keys)
+        if self._repeated:
+            return of_records, of_records
         stored = row_keys(rows, self._columns)
         going = pc.and_(of_records, pc.invert(pc.is_in(stored, value_set=self._new_keys)))
         return of_records, going
@@ -122,6 +133,7 @@ class FileRewriter:
             rows = self._read(task)
             of_records, going = self._going(rows)
             if pc.any(of_records).as_py():
+                found.holding.append(task)
                 found.stored_keys.append(row_keys(rows.filter(of_records), self._columns))
             if pc.any(going).as_py():
                 found.rewrite.append(task)
@@ -167,6 +179,10 @@ class FileRewriter:
     def rewrite(self) -> RecordsRewrite:
         tasks = list(self._table.scan(row_filter=self._expression).plan_files())
         found = self._first_pass(tasks)
+        if not self._repeated and found.stored_keys:
+            self._repeated = _has_repeats(pa.chunked_array(found.stored_keys, pa.string()))
+        if self._repeated:
+            found.rewrite, found.stored_keys = list(found.holding), []
         new_rows = self._new_rows_by_partition(found.stored_keys)
         rows_added = sum(rows.num_rows for rows in new_rows.values())
         rewrite = list(found.rewrite)
