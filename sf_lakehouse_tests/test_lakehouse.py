@@ -253,8 +253,8 @@ def test_incremental_replaces_compact_the_table_past_the_file_limit(
     table whole: the same rows as partial replaces would give, in one file per partition."""
     monkeypatch.setattr(tables, "COMPACT_ABOVE_FILES", 6)
     monkeypatch.setattr(tables, "COMPACT_FILES_PER_PARTITION", 1)
-    # Every replace starts a file per partition (none is small enough to take the new rows).
-    monkeypatch.setattr(file_rewrite, "SMALL_FILE_BYTES", 0)
+    # Every replace starts a file per partition (no file takes the new rows).
+    monkeypatch.setattr(file_rewrite, "ABSORB_RATIO", 10**9)
     catalog = open_catalog(settings.catalog_properties())
     layout = TableLayout(partition_fields=(PartitionField("part", "identity", "part"),))
     rows = {f"r{n}": n % 4 for n in range(12)}  # record -> partition
@@ -287,15 +287,13 @@ def _files(table) -> set[str]:
     return {task.file.file_path for task in table.scan().plan_files()}
 
 
-@pytest.mark.parametrize("small_file_bytes", [0, file_rewrite.SMALL_FILE_BYTES])
 def test_an_incremental_replace_rewrites_only_the_files_holding_a_changed_row(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, small_file_bytes: int
+    settings: Settings,
 ) -> None:
     """A rebuilt record keeps most of its rows (its closed versions); rewriting every file that
     holds one of its rows made each run rewrite the whole dimension at 1M records. Only the
     files with a row that goes are rewritten, unchanged rows are not written again, and new
     rows join a rewritten file of their partition: one snapshot, the same rows as a rebuild."""
-    monkeypatch.setattr(file_rewrite, "SMALL_FILE_BYTES", small_file_bytes)
     catalog = open_catalog(settings.catalog_properties())
     layout = TableLayout(partition_fields=(PartitionField("current", "identity", "current"),))
 
@@ -326,16 +324,34 @@ def test_an_incremental_replace_rewrites_only_the_files_holding_a_changed_row(
     assert stored.to_pylist() == expected.to_pylist()
     assert len(table.snapshots()) == snapshots_before + 1
     summary = table.current_snapshot().summary
-    if small_file_bytes:
-        # Both files are small: a's new closed row joins the closed file, which is rewritten.
-        assert len(_files(table)) == 2
-        assert summary["deleted-data-files"] == "2" and summary["added-records"] == "5"
-    else:
-        # The closed file stays; a's new closed row is in a new file, the current file is
-        # rewritten with a's new current row (b and c kept).
-        assert closed_files <= _files(table) and len(_files(table)) == 3
-        assert summary["deleted-data-files"] == "1" and summary["deleted-records"] == "3"
-        assert summary["added-records"] == "4"
+    # The closed file stays (it is the partition's only file: a rebuild's, not rewritten for
+    # new rows); a's new closed row is in a new file, the current file is rewritten with a's
+    # new current row (b and c kept).
+    assert closed_files <= _files(table) and len(_files(table)) == 3
+    assert summary["deleted-data-files"] == "1" and summary["deleted-records"] == "3"
+    assert summary["added-records"] == "4"
+
+
+def test_new_rows_join_the_small_file_an_earlier_increment_started(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file per partition and run made a dimension slower with every run: once a partition
+    holds a small file beside its large one, new rows are written into it."""
+    monkeypatch.setattr(file_rewrite, "ABSORB_RATIO", 1)
+    catalog = open_catalog(settings.catalog_properties())
+    data = pa.table({"id": [f"r{n}" for n in range(20)], "v": list(range(20))})
+    table = ensure_table(catalog, "sf_curated_local.dim", data.schema, TableLayout())
+    replace_rows(table, data)
+    expected = data.to_pylist()
+    counts = []
+    for run in range(3):
+        new = pa.table({"id": [f"n{run}"], "v": [100 + run]})
+        replace_rows(catalog.load_table("sf_curated_local.dim"), new, records=("id", [f"n{run}"]))
+        expected += new.to_pylist()
+        table = catalog.load_table("sf_curated_local.dim")
+        counts.append(len(_files(table)))
+        assert sorted(table.scan().to_arrow().to_pylist(), key=repr) == sorted(expected, key=repr)
+    assert counts == [2, 2, 2]
 
 
 def test_an_incremental_replace_that_changes_nothing_writes_no_file(settings: Settings) -> None:
@@ -371,13 +387,13 @@ _ROWS = st.lists(
     first=_ROWS,
     replaces=st.lists(st.tuples(st.sets(st.sampled_from(_RECORDS), max_size=5), _ROWS), max_size=3),
     in_filter_max=st.sampled_from([0, increments.IN_FILTER_MAX_VALUES]),
-    small_file=st.sampled_from([0, file_rewrite.SMALL_FILE_BYTES]),
+    absorb_ratio=st.sampled_from([1, file_rewrite.ABSORB_RATIO, 10**9]),
 )
 @example(  # a row stored twice, replaced by one copy of it
     first=[("r0", 0, True, None)] * 2,
     replaces=[({"r0"}, [("r0", 0, True, None)])],
     in_filter_max=increments.IN_FILTER_MAX_VALUES,
-    small_file=0,
+    absorb_ratio=file_rewrite.ABSORB_RATIO,
 )
 def test_per_file_replaces_give_the_rows_of_a_rebuild(
     settings: Settings,
@@ -385,13 +401,13 @@ def test_per_file_replaces_give_the_rows_of_a_rebuild(
     first: list,
     replaces: list,
     in_filter_max: int,
-    small_file: int,
+    absorb_ratio: int,
 ) -> None:
     """Whatever the rows, replacing some records' rows file by file leaves the table holding
     exactly the other records' rows plus the new ones (the rows a rebuild writes), in one
     snapshot per replace, with files planned through `In` or through Arrow."""
     monkeypatch.setattr(increments, "IN_FILTER_MAX_VALUES", in_filter_max)
-    monkeypatch.setattr(file_rewrite, "SMALL_FILE_BYTES", small_file)
+    monkeypatch.setattr(file_rewrite, "ABSORB_RATIO", absorb_ratio)
     catalog = open_catalog(settings.catalog_properties())
     identifier = f"sf_curated_local.dim_{uuid.uuid4().hex[:8]}"
     layout = TableLayout(

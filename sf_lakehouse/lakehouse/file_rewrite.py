@@ -34,8 +34,9 @@ from sf_lakehouse.lakehouse.arrow import is_one_of
 from sf_lakehouse.lakehouse.increments import key_filter
 
 # New rows of a partition go into its smallest file (rewritten with them) while that file is
-# smaller than this; a file written whole by a rebuild is larger and is never rewritten for them.
-SMALL_FILE_BYTES = 1024 * 1024
+# at most 1/ABSORB_RATIO of the partition's largest: the file a rebuild wrote is never rewritten
+# for them, the small file the increments started is (a file per partition and run otherwise).
+ABSORB_RATIO = 8
 # Values of a row joined into one text: a byte no Salesforce value holds separates them, another
 # stands for NULL.
 _SEPARATOR = "\x1f"
@@ -69,6 +70,7 @@ class _Pass:
     rewrite: list[FileScanTask] = field(default_factory=list)
     holding: list[FileScanTask] = field(default_factory=list)  # files with a row of the records
     smallest: dict[tuple[int, tuple[Any, ...]], FileScanTask] = field(default_factory=dict)
+    largest: dict[tuple[int, tuple[Any, ...]], int] = field(default_factory=dict)
     stored_keys: list[pa.Array] = field(default_factory=list)
 
 
@@ -123,13 +125,19 @@ class FileRewriter:
         going = pc.and_(of_records, pc.invert(pc.is_in(stored, value_set=self._new_keys)))
         return of_records, going
 
-    def _first_pass(self, tasks: Iterable[FileScanTask]) -> _Pass:
+    def _first_pass(
+        self, every: Iterable[FileScanTask], candidates: Iterable[FileScanTask]
+    ) -> _Pass:
+        """Sizes of every file (from the manifests), rows of the files that may hold a record."""
         found = _Pass()
-        for task in tasks:
+        for task in every:
             partition = _partition_of(task)
             smallest = found.smallest.get(partition)
-            if smallest is None or task.file.file_size_in_bytes < smallest.file.file_size_in_bytes:
+            size = task.file.file_size_in_bytes
+            if smallest is None or size < smallest.file.file_size_in_bytes:
                 found.smallest[partition] = task
+            found.largest[partition] = max(found.largest.get(partition, 0), size)
+        for task in candidates:
             rows = self._read(task)
             of_records, going = self._going(rows)
             if pc.any(of_records).as_py():
@@ -177,8 +185,12 @@ class FileRewriter:
         return {key: new.take(pa.array(rows)) for key, rows in groups.items()}
 
     def rewrite(self) -> RecordsRewrite:
-        tasks = list(self._table.scan(row_filter=self._expression).plan_files())
-        found = self._first_pass(tasks)
+        every = list(self._table.scan().plan_files())
+        if isinstance(self._expression, AlwaysTrue):
+            candidates = every
+        else:  # pruned by partition and column bounds
+            candidates = list(self._table.scan(row_filter=self._expression).plan_files())
+        found = self._first_pass(every, candidates)
         if not self._repeated and found.stored_keys:
             self._repeated = _has_repeats(pa.chunked_array(found.stored_keys, pa.string()))
         if self._repeated:
@@ -191,8 +203,9 @@ class FileRewriter:
             small = found.smallest.get(partition)
             if small is None or small.file.file_path in chosen:
                 continue
+            size = small.file.file_size_in_bytes
             if not any(_partition_of(task) == partition for task in rewrite) and (
-                small.file.file_size_in_bytes < SMALL_FILE_BYTES
+                size < found.largest[partition] and size * ABSORB_RATIO <= found.largest[partition]
             ):
                 rewrite.append(small)
                 chosen.add(small.file.file_path)
