@@ -117,13 +117,13 @@ class FileRewriter:
 
     def _going(self, rows: pa.Table) -> tuple[pa.Array, pa.Array]:
         """(mask of the rows of the records, mask of those that go: not among the new rows, or
-        all of them when rows repeat)."""
-        of_records = is_one_of(rows.column(self._key_column), self._keys)
-        if self._repeated:
+        all of them when rows repeat). Only the records' rows are compared."""
+        of_records = is_one_of(rows.column(self._key_column), self._keys).combine_chunks()
+        if self._repeated or not pc.any(of_records).as_py():
             return of_records, of_records
-        stored = row_keys(rows, self._columns)
-        going = pc.and_(of_records, pc.invert(pc.is_in(stored, value_set=self._new_keys)))
-        return of_records, going
+        stored = row_keys(rows.filter(of_records), self._columns)
+        differs = pc.invert(pc.is_in(stored, value_set=self._new_keys))
+        return of_records, pc.replace_with_mask(of_records, of_records, differs.combine_chunks())
 
     def _first_pass(
         self, every: Iterable[FileScanTask], candidates: Iterable[FileScanTask]
