@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression, In
 from pyiceberg.manifest import ManifestEntryStatus
 from pyiceberg.table import Table
+from pyiceberg.transforms import BucketTransform
+from pyiceberg.types import StringType
 
 RAW_SNAPSHOT_PROPERTY = "sf-lakehouse.raw-snapshot-id"
 PREVIOUS_RAW_SNAPSHOT_PROPERTY = "sf-lakehouse.previous-raw-snapshot-id"
@@ -119,6 +121,37 @@ def rows_of(
 ) -> pa.Table:
     """`batches_of` read into one table (only the matching rows are ever held)."""
     return batches_of(table, column, values, snapshot_id, columns).read_all()
+
+
+# A whole-table read that must hold all rows of each record at once (the full dimension checks)
+# reads the records in groups of about this many rows, so its memory follows the group.
+GROUP_ROWS = 1_000_000
+
+
+def record_groups(table: Table) -> int:
+    """How many record groups a whole-table read of `table` takes (1 up to GROUP_ROWS rows)."""
+    snapshot = table.current_snapshot()
+    rows = int((snapshot.summary or {}).get("total-records") or 0) if snapshot else 0
+    return max(1, -(-rows // GROUP_ROWS))
+
+
+def rows_in_group(
+    table: Table, column: str, group: int, groups: int, columns: tuple[str, ...] = ("*",)
+) -> pa.Table:
+    """The rows whose `column` (a record key) falls in record group `group` of `groups`: the
+    Iceberg bucket of the key, so two tables keyed by the same ids agree on the groups. Streamed:
+    only the group's rows are held."""
+    scan = table.scan(selected_fields=columns)
+    if groups == 1:
+        return scan.to_arrow()
+    bucket = BucketTransform(groups).pyarrow_transform(StringType())
+    reader = scan.to_arrow_batch_reader()
+    kept = [
+        batch.filter(pc.equal(bucket(batch.column(column)), group))
+        for batch in reader
+        if batch.num_rows
+    ]
+    return pa.Table.from_batches(kept, schema=reader.schema)
 
 
 def snapshot_property(table: Table, name: str) -> str | None:
