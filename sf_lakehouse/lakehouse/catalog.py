@@ -48,7 +48,8 @@ def nullable_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_nullable(True) for f in schema])
 
 
-def _spec_matches(table: Table, layout: TableLayout) -> bool:
+def spec_matches(table: Table, layout: TableLayout) -> bool:
+    """Whether the table's partition spec is the layout's (sources, transforms, names)."""
     current = []
     for pf in table.spec().fields:
         source = table.schema().find_field(pf.source_id).name
@@ -93,7 +94,7 @@ def ensure_table(
             f"table {identifier} has no column {missing_sources} for its partition spec; "
             "the data written must contain the partition source columns"
         )
-    if not _spec_matches(table, layout):
+    if not spec_matches(table, layout):
         with table.update_spec() as update:
             for existing in table.spec().fields:
                 update.remove_field(existing.name)
