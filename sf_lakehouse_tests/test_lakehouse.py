@@ -443,3 +443,18 @@ def test_per_file_replaces_give_the_rows_of_a_rebuild(
             zip(*(stored.column(c).to_pylist() for c in stored.column_names), strict=True), key=repr
         )
         assert got == sorted(expected, key=repr)
+
+
+def test_a_replace_of_rows_with_no_text_form_replaces_the_records_whole(
+    settings: Settings,
+) -> None:
+    """Rows are matched by their values as text; a list column has none: the records' rows
+    are then all replaced (not matched), and the table still holds exactly the new rows."""
+    catalog = open_catalog(settings.catalog_properties())
+    data = pa.table({"id": ["a", "b"], "tags": [["x"], ["y", "z"]]})
+    table = ensure_table(catalog, "sf_curated_local.dim", data.schema, TableLayout())
+    replace_rows(table, data)
+    new = pa.table({"id": ["b"], "tags": [["w"]]})
+    replace_rows(catalog.load_table("sf_curated_local.dim"), new, records=("id", ["b"]))
+    stored = catalog.load_table("sf_curated_local.dim").scan().to_arrow().sort_by("id")
+    assert stored.to_pylist() == [{"id": "a", "tags": ["x"]}, {"id": "b", "tags": ["w"]}]

@@ -30,7 +30,6 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
-from sf_lakehouse.lakehouse.arrow import is_one_of
 from sf_lakehouse.lakehouse.increments import key_filter
 
 # New rows of a partition go into its smallest file (rewritten with them) while that file is
@@ -98,10 +97,15 @@ class FileRewriter:
         self._keys = pa.array(sorted(keys), data.schema.field(key_column).type)
         self._expression = key_filter(key_column, keys)
         self._columns = data.column_names
-        self._new_keys = row_keys(data, self._columns)
         # Identical rows (never in a dimension: scd_id is unique) would make matching rows by
-        # value ambiguous: then every row of the records goes and every new row is written.
-        self._repeated = _has_repeats(self._new_keys)
+        # value ambiguous, and a column with no text form (a list) cannot be matched: then every
+        # row of the records goes and every new row is written.
+        try:
+            self._new_keys = row_keys(data, self._columns)
+            self._repeated = _has_repeats(self._new_keys)
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            self._new_keys = pa.array([], pa.string())
+            self._repeated = True
         self._write_uuid = uuid.uuid4()
         self._counter = itertools.count(0)
 
@@ -118,7 +122,10 @@ class FileRewriter:
     def _going(self, rows: pa.Table) -> tuple[pa.Array, pa.Array]:
         """(mask of the rows of the records, mask of those that go: not among the new rows, or
         all of them when rows repeat). Only the records' rows are compared."""
-        of_records = is_one_of(rows.column(self._key_column), self._keys).combine_chunks()
+        keys = rows.column(self._key_column)
+        of_records = pc.fill_null(
+            pc.is_in(keys, value_set=self._keys.cast(keys.type)), False
+        ).combine_chunks()
         if self._repeated or not pc.any(of_records).as_py():
             return of_records, of_records
         stored = row_keys(rows.filter(of_records), self._columns)
@@ -142,7 +149,8 @@ class FileRewriter:
             of_records, going = self._going(rows)
             if pc.any(of_records).as_py():
                 found.holding.append(task)
-                found.stored_keys.append(row_keys(rows.filter(of_records), self._columns))
+                if not self._repeated:
+                    found.stored_keys.append(row_keys(rows.filter(of_records), self._columns))
             if pc.any(going).as_py():
                 found.rewrite.append(task)
         return found
