@@ -170,12 +170,10 @@ class FileRewriter:
 
     def _new_rows_by_partition(self, stored: list[pa.Array]) -> dict[Any, pa.Table]:
         """The rows of `data` not stored already, grouped like the files they go into."""
-        known = (
-            pa.chunked_array(stored, pa.string()) if stored else pa.chunked_array([], pa.string())
-        )
-        new = self._data.filter(
-            pc.invert(pc.is_in(self._new_keys, value_set=known.combine_chunks()))
-        )
+        new = self._data
+        if not self._repeated and stored:
+            known = pa.chunked_array(stored, pa.string()).combine_chunks()
+            new = new.filter(pc.invert(pc.is_in(self._new_keys, value_set=known)))
         spec = self._tx.table_metadata.spec()
         schema = self._tx.table_metadata.schema()
         if new.num_rows == 0:
