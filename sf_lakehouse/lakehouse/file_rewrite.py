@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,11 @@ from sf_lakehouse.lakehouse.increments import key_filter
 # at most 1/ABSORB_RATIO of the partition's largest: the file a rebuild wrote is never rewritten
 # for them, the small file the increments started is (a file per partition and run otherwise).
 ABSORB_RATIO = 8
+# The files to rewrite that the first pass read are kept for the second up to this many bytes
+# (read again past it): memory bounded, most increments read each file once.
+HELD_BYTES = 256 * 1024 * 1024
+# Files read at once by the first pass.
+READ_AHEAD = 4
 # Values of a row joined into one text: a byte no Salesforce value holds separates them, another
 # stands for NULL.
 _SEPARATOR = "\x1f"
@@ -91,6 +97,8 @@ class FileRewriter:
         self, tx: Any, table: Table, data: pa.Table, key_column: str, keys: Collection[Any]
     ) -> None:
         self._tx = tx
+        # The transaction's metadata is rebuilt (deep-copied) on every access: read it once.
+        self._metadata = tx.table_metadata
         self._table = table
         self._data = data
         self._key_column = key_column
@@ -103,14 +111,22 @@ class FileRewriter:
         try:
             self._new_keys = row_keys(data, self._columns)
             self._repeated = _has_repeats(self._new_keys)
+            self._new_key_set = set(self._new_keys.to_pylist())
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
             self._new_keys = pa.array([], pa.string())
+            self._new_key_set = set()
             self._repeated = True
         self._write_uuid = uuid.uuid4()
+        # Files the first pass found to rewrite, kept (up to HELD_BYTES) for the second.
+        self._held: dict[str, pa.Table] = {}
+        self._held_bytes = 0
         self._counter = itertools.count(0)
 
     def _read(self, task: FileScanTask) -> pa.Table:
-        metadata = self._tx.table_metadata
+        held = self._held.pop(task.file.file_path, None)
+        if held is not None:
+            return held
+        metadata = self._metadata
         scan = ArrowScan(
             table_metadata=metadata,
             io=self._table.io,
@@ -118,6 +134,14 @@ class FileRewriter:
             row_filter=AlwaysTrue(),
         )
         return scan.to_table(tasks=[task]).select(self._columns)
+
+    def _read_each(self, tasks: list[FileScanTask]) -> Iterator[tuple[FileScanTask, pa.Table]]:
+        """Each file's rows, READ_AHEAD files read at once (Arrow decodes without the GIL),
+        never more held."""
+        with ThreadPoolExecutor(max_workers=READ_AHEAD) as pool:
+            for start in range(0, len(tasks), READ_AHEAD):
+                window = tasks[start : start + READ_AHEAD]
+                yield from zip(window, pool.map(self._read, window), strict=True)
 
     def _going(self, rows: pa.Table) -> tuple[pa.Array, pa.Array]:
         """(mask of the rows of the records, mask of those that go: not among the new rows, or
@@ -128,9 +152,10 @@ class FileRewriter:
         ).combine_chunks()
         if self._repeated or not pc.any(of_records).as_py():
             return of_records, of_records
-        stored = row_keys(rows.filter(of_records), self._columns)
-        differs = pc.invert(pc.is_in(stored, value_set=self._new_keys))
-        return of_records, pc.replace_with_mask(of_records, of_records, differs.combine_chunks())
+        stored = row_keys(rows.filter(of_records), self._columns).to_pylist()
+        # A Python set built once: Arrow's is_in would hash all new rows again for every file.
+        differs = pa.array([key not in self._new_key_set for key in stored], pa.bool_())
+        return of_records, pc.replace_with_mask(of_records, of_records, differs)
 
     def _first_pass(
         self, every: Iterable[FileScanTask], candidates: Iterable[FileScanTask]
@@ -144,8 +169,7 @@ class FileRewriter:
             if smallest is None or size < smallest.file.file_size_in_bytes:
                 found.smallest[partition] = task
             found.largest[partition] = max(found.largest.get(partition, 0), size)
-        for task in candidates:
-            rows = self._read(task)
+        for task, rows in self._read_each(list(candidates)):
             of_records, going = self._going(rows)
             if pc.any(of_records).as_py():
                 found.holding.append(task)
@@ -153,6 +177,9 @@ class FileRewriter:
                     found.stored_keys.append(row_keys(rows.filter(of_records), self._columns))
             if pc.any(going).as_py():
                 found.rewrite.append(task)
+                if self._held_bytes + rows.nbytes <= HELD_BYTES:
+                    self._held[task.file.file_path] = rows
+                    self._held_bytes += rows.nbytes
         return found
 
     def _write(self, rows: pa.Table) -> Iterator[DataFile]:
@@ -160,7 +187,7 @@ class FileRewriter:
             return iter(())
         return iter(
             _dataframe_to_data_files(
-                table_metadata=self._tx.table_metadata,
+                table_metadata=self._metadata,
                 df=rows,
                 io=self._table.io,
                 write_uuid=self._write_uuid,
@@ -174,21 +201,24 @@ class FileRewriter:
         if not self._repeated and stored:
             known = pa.chunked_array(stored, pa.string()).combine_chunks()
             new = new.filter(pc.invert(pc.is_in(self._new_keys, value_set=known)))
-        spec = self._tx.table_metadata.spec()
-        schema = self._tx.table_metadata.schema()
+        spec = self._metadata.spec()
+        schema = self._metadata.schema()
         if new.num_rows == 0:
             return {}
         if spec.is_unpartitioned():
             return {(spec.spec_id, ()): new}
-        values = []
-        for partition_field in spec.fields:
+        columns = {}
+        for index, partition_field in enumerate(spec.fields):
             source = schema.find_field(partition_field.source_id)
             transform = partition_field.transform.pyarrow_transform(source.field_type)
-            values.append(transform(new.column(source.name)).to_pylist())
-        groups: dict[Any, list[int]] = {}
-        for index, partition in enumerate(zip(*values, strict=True)):
-            groups.setdefault((spec.spec_id, partition), []).append(index)
-        return {key: new.take(pa.array(rows)) for key, rows in groups.items()}
+            columns[f"p{index}"] = transform(new.column(source.name))
+        names = list(columns)
+        columns["row"] = pa.array(range(new.num_rows), pa.int64())
+        groups = pa.table(columns).group_by(names, use_threads=False).aggregate([("row", "list")])
+        return {
+            (spec.spec_id, tuple(group[name] for name in names)): new.take(group["row_list"])
+            for group in groups.to_pylist()
+        }
 
     def rewrite(self) -> RecordsRewrite:
         every = list(self._table.scan().plan_files())
@@ -218,18 +248,26 @@ class FileRewriter:
         deleted: list[DataFile] = []
         added: list[DataFile] = []
         removed = 0
-        for task in rewrite:
-            rows = self._read(task)
+        # Kept and new rows are written together, up to HELD_BYTES at a time: one file per
+        # partition and batch (few writer calls; files of one partition merge).
+        pending: list[pa.Table] = []
+        pending_bytes = 0
+        for task, rows in self._read_each(rewrite):
             _, going = self._going(rows)
             kept = rows.filter(pc.invert(going))
             removed += rows.num_rows - kept.num_rows
             extra = new_rows.pop(_partition_of(task), None)
-            if extra is not None:
-                kept = pa.concat_tables([kept, extra])
             deleted.append(task.file)
-            added.extend(self._write(kept))
-        for rows in new_rows.values():
-            added.extend(self._write(rows))
+            for part in (kept, extra):
+                if part is not None and part.num_rows:
+                    pending.append(part)
+                    pending_bytes += part.nbytes
+            if pending_bytes > HELD_BYTES:
+                added.extend(self._write(pa.concat_tables(pending)))
+                pending, pending_bytes = [], 0
+        pending.extend(new_rows.values())
+        if pending:
+            added.extend(self._write(pa.concat_tables(pending)))
         return RecordsRewrite(deleted, added, removed, rows_added)
 
 
