@@ -195,6 +195,10 @@ class FileRewriter:
             )
         )
 
+    def _write_partitions(self, pending: Mapping[Any, list[pa.Table]]) -> Iterator[DataFile]:
+        for parts in pending.values():
+            yield from self._write(pa.concat_tables(parts))
+
     def _new_rows_by_partition(self, stored: list[pa.Array]) -> dict[Any, pa.Table]:
         """The rows of `data` not stored already, grouped like the files they go into."""
         new = self._data
@@ -248,26 +252,27 @@ class FileRewriter:
         deleted: list[DataFile] = []
         added: list[DataFile] = []
         removed = 0
-        # Kept and new rows are written together, up to HELD_BYTES at a time: one file per
-        # partition and batch (few writer calls; files of one partition merge).
-        pending: list[pa.Table] = []
+        # Kept and new rows are written a partition at a time (pyiceberg's writer filters its
+        # input once per partition it holds), flushed once HELD_BYTES are pending.
+        pending: dict[Any, list[pa.Table]] = {}
         pending_bytes = 0
         for task, rows in self._read_each(rewrite):
             _, going = self._going(rows)
             kept = rows.filter(pc.invert(going))
             removed += rows.num_rows - kept.num_rows
-            extra = new_rows.pop(_partition_of(task), None)
+            partition = _partition_of(task)
+            extra = new_rows.pop(partition, None)
             deleted.append(task.file)
             for part in (kept, extra):
                 if part is not None and part.num_rows:
-                    pending.append(part)
+                    pending.setdefault(partition, []).append(part)
                     pending_bytes += part.nbytes
             if pending_bytes > HELD_BYTES:
-                added.extend(self._write(pa.concat_tables(pending)))
-                pending, pending_bytes = [], 0
-        pending.extend(new_rows.values())
-        if pending:
-            added.extend(self._write(pa.concat_tables(pending)))
+                added.extend(self._write_partitions(pending))
+                pending, pending_bytes = {}, 0
+        for partition, rows in new_rows.items():
+            pending.setdefault(partition, []).append(rows)
+        added.extend(self._write_partitions(pending))
         return RecordsRewrite(deleted, added, removed, rows_added)
 
 
