@@ -7,12 +7,14 @@ rows, not records: a stored row of a rebuilt record that the new rows hold uncha
 file; a file is rewritten only when it holds a row that goes, and only the rows that are new are
 written. The closed versions (`is_current = false` partitions) are then appended to, never
 rewritten, and the current ones are rewritten only in the files that hold a changed record.
-New rows go into a file that is rewritten anyway, or into the partition's smallest file while it
-is small, so the table does not gather a small file per partition and run.
+New rows are written with the kept rows of their partition's rewritten files, or into the
+partition's smallest file while it is small, so the table does not gather a small file per
+partition and run.
 
-Rows are matched on all their values (NULL equal to NULL), with Arrow filters: pyiceberg's `In`
-expression costs per data file times per value (2,000 keys over 32 files: 3.3 s), a set lookup
-in Arrow a few milliseconds.
+Rows are matched on all their values (NULL equal to NULL) as text, in Arrow and one Python set:
+pyiceberg's `In` expression costs per data file times per value (2,000 keys over 32 files:
+3.3 s). pyiceberg's `_dataframe_to_data_files` writes the files (what its own copy-on-write
+delete uses; 0.11.1 has no public writer of data files to add to an overwrite).
 """
 
 from __future__ import annotations
