@@ -10,6 +10,7 @@ import dagster as dg
 from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.defs.checks import FULL_CHECKS_JOB_NAME, FULL_CHECKS_TAG, build_checks
 from sf_lakehouse.defs.dbt import build_dbt_assets
+from sf_lakehouse.defs.follow_up import build_follow_up_sensor
 from sf_lakehouse.defs.jobs import (
     PIPELINE_JOB_NAME,
     build_maintenance_job,
@@ -38,7 +39,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=[check for spec in specs for check in build_checks(spec)],
         jobs=[*pipeline_jobs, maintenance_job, full_checks_job],
         schedules=build_schedules(settings, pipeline_jobs[0], maintenance_job),
-        sensors=build_sensors(settings, pipeline_jobs[1:]),
+        sensors=[
+            *build_sensors(settings, pipeline_jobs[1:]),
+            build_follow_up_sensor(settings, pipeline_jobs[0]),
+        ],
         resources=build_resources(settings),
     )
 

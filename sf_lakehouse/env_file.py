@@ -27,21 +27,37 @@ def load_env_file(path: Path) -> dict[str, str]:
         if not stripped or stripped.startswith("#"):
             continue
         key, separator, value = stripped.partition("=")
-        key = key.strip().removeprefix("export ").strip()
+        key = re.sub(r"^export\s+", "", key.strip()).strip()
+        if separator and _NAME.fullmatch(key):
+            values[key] = value.strip()
+            continue
         # The line's text may be a secret (a password without its `KEY=`): only its number,
-        # and its key when it has a valid one, are shown.
+        # and its key when one can be read, are shown; never the value.
+        where = f"{path}, line {number}" + (f" ({name})" if (name := line_key(stripped)) else "")
         if not separator:
             raise ConfigError(
-                f"{path}, line {number}: no '=' (expected KEY=VALUE; the line is not shown, it "
-                "may hold a secret); fix or remove it (comments start with #)"
+                f"{where}: no '=' (expected KEY=VALUE; the line is not shown, it may hold a "
+                "secret); fix or remove it (comments start with #)"
             )
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise ConfigError(
-                f"{path}, line {number}: the text before '=' is not a variable name (letters, "
-                "digits and _; the line is not shown, it may hold a secret); fix or remove it"
-            )
-        values[key] = value.strip()
+        raise ConfigError(
+            f"{where}: the text before '=' is not a variable name (letters, digits and _; the "
+            "line is not shown, it may hold a secret); fix or remove it"
+        )
     return values
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# `export KEY ...`, or a variable written as variables are (`SF_PASSWORD value`,
+# `SF_PASSWORD: value`): an upper-case name with an underscore, then a space or a colon. A lone
+# word is never shown: it may be the password itself.
+_EXPORTED = re.compile(r"export\s+([A-Za-z_][A-Za-z0-9_]*)(?=[\s=:]|$)")
+_VARIABLE = re.compile(r"([A-Z][A-Z0-9]*_[A-Z0-9_]*)(?=\s|:)")
+
+
+def line_key(line: str) -> str | None:
+    """The variable a bad line meant to set, when it can be read without its value."""
+    match = _EXPORTED.match(line) or _VARIABLE.match(line)
+    return match.group(1) if match else None
 
 
 def apply_environment(values: Mapping[str, str]) -> None:

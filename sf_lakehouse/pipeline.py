@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, DagsterRun, ExecuteInProcessResult, RunsFilter
+from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    Definitions,
+    ExecuteInProcessResult,
+    RunsFilter,
+)
 from dagster_shared.error import SerializableErrorInfo
 
 from sf_lakehouse.config import Settings
@@ -28,6 +34,9 @@ from sf_lakehouse.defs.jobs import IN_PROGRESS
 # Re-exported: callers read env files through here (they live in a Dagster-free module).
 from sf_lakehouse.env_file import apply_environment as apply_environment
 from sf_lakehouse.env_file import load_env_file as load_env_file
+from sf_lakehouse.lakehouse.writable import storage_fix
+from sf_lakehouse.launch_tags import CLI, HOME_TAG, LAUNCHED_BY_TAG, LOG_TAG
+from sf_lakehouse.launch_tags import PID_TAG as PID_TAG  # re-exported: commands read it here
 from sf_lakehouse.owner_only import private_dir
 
 # Telemetry and the first-run pop-up off; the daemon evaluates FreshnessPolicy only when enabled.
@@ -50,11 +59,6 @@ _OLD_INSTANCE_YAMLS = (
 )
 _WRITTEN_BY_US = "# Written by sf-lakehouse"
 
-LAUNCHED_BY_TAG = "sf_lakehouse/launched_by"
-HOME_TAG = "sf_lakehouse/home"
-PID_TAG = "sf_lakehouse/pid"
-LOG_TAG = "sf_lakehouse/log"
-CLI = "sf-lakehouse"
 
 INTERRUPTED = "DagsterExecutionInterruptedError"
 CHECK_FAILED = "DagsterAssetCheckFailedError"
@@ -134,7 +138,7 @@ def new_run_id() -> str:
 
 
 def run_log_path(settings: Settings, run_id: str) -> Path:
-    return settings.home / "logs" / f"run-{run_id}.log"
+    return settings.logs_dir / f"run-{run_id}.log"
 
 
 @contextlib.contextmanager
@@ -157,10 +161,12 @@ def run_pipeline(
     job_name: str = PIPELINE_JOB_NAME,
     run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
+    definitions: Definitions | None = None,
 ) -> ExecuteInProcessResult:
     """Materialize the asset graph once (extract every object, then dbt build); `job_name`
-    picks one object's job instead."""
-    defs = build_definitions(settings)
+    picks one object's job instead. `definitions`: already built for `settings` (a process
+    builds them once: the follow-up run reuses them)."""
+    defs = definitions or build_definitions(settings)
     job = defs.resolve_job_def(job_name)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     return job.execute_in_process(
@@ -220,7 +226,8 @@ def run_problems(result: ExecuteInProcessResult, settings: Settings | None = Non
     problems = []
     for message, steps in by_message.items():
         label = f"step {steps[0]}" if len(steps) == 1 else f"steps {', '.join(sorted(steps))}"
-        problems.append(f"{label} failed: {message}")
+        fix = storage_fix(message, settings) if settings is not None else None
+        problems.append(f"{label} failed: {message}" + (f"; fix: {fix}" if fix else ""))
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             summary = evaluation.metadata.get("summary")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sf_lakehouse_tests.cli_runs import (
+    DBT_STARTED,
     FaultyEmulator,
     RunProcess,
     cli_env,
@@ -230,7 +231,8 @@ class ChaosReplay:
             "extraction": self.emulator.holding,
             "raw_commit": (barrier / "commit.reached").exists,
             "dimension_commit": (barrier / "commit.reached").exists,
-            "dbt": lambda: bool(dbt_processes(run.pid)),
+            # A `dbt build` subprocess, or dbt's first line from the run's own process.
+            "dbt": lambda: bool(dbt_processes(run.pid)) or log_has(self.home, DBT_STARTED, since),
             "checks": lambda: log_has(self.home, f'_{check}_checks".', since),
             "anytime": lambda: time.monotonic() >= deadline,
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from sf_lakehouse.config import ObjectSpec, Settings, resolve_settings
+from sf_lakehouse.config.environment import CONFIG_VAR, config_path_from_environment
 from sf_lakehouse.emulator import SalesforceEmulator
 from sf_lakehouse.lakehouse.tables import (
     TEST_BARRIER_VAR,
@@ -29,6 +33,8 @@ from sf_lakehouse_tests.histories import record_type
 from sf_lakehouse_tests.scd2_reference import expected_dimension
 
 CLI = [sys.executable, "-m", "sf_lakehouse.cli"]
+# dbt's first console line: in the run's log whichever way dbt runs (dbt.invocation).
+DBT_STARTED = "Running with dbt="
 
 
 class FaultyEmulator:
@@ -85,6 +91,19 @@ def cli_env(home: Path, emulator: Any, **extra: str) -> dict[str, str]:
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     env.update(extra)
     return env
+
+
+def subprocess_dbt(folder: Path) -> dict[str, str]:
+    """Environment for `sf-lakehouse` processes that run dbt as its own process (`dbt.invocation:
+    subprocess`; local runs dbt in their own process by default): a copy of the configuration
+    in `folder`, with the setting."""
+    source = config_path_from_environment()
+    shutil.copytree(source.parent, folder, dirs_exist_ok=True)
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    config["environments"]["local"]["dbt"] = {"invocation": "subprocess"}
+    path = folder / source.name
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return {CONFIG_VAR: str(path)}
 
 
 def pause_at_commit(barrier: Path, table: str) -> dict[str, str]:

@@ -14,7 +14,11 @@ import pytest
 from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.defs.dbt import dbt_command
 from sf_lakehouse_tests import network_guard
-from sf_lakehouse_tests.moto_server import aws_endpoint  # noqa: F401 - a fixture
+from sf_lakehouse_tests.moto_server import (  # noqa: F401 - fixtures
+    aws_endpoint,
+    aws_managed_policies,
+    moto_server,
+)
 from sf_lakehouse_tests.postgres import postgres_server  # noqa: F401 - a fixture
 
 SF_VARS = (
@@ -53,6 +57,7 @@ SLOW_MODULES = frozenset(
         "test_crash_recovery",
         "test_dagster_dev",
         "test_dbt_selection",
+        "test_deadlines",
         "test_deploy",
         "test_deploy_credentials",
         "test_emulator_scale",
@@ -60,21 +65,32 @@ SLOW_MODULES = frozenset(
         "test_glue_catalog",
         "test_glue_job",
         "test_glue_wheelhouse",
+        "test_image",
         "test_incremental_dimension",
+        "test_launch_lock",
         "test_maintenance",
         "test_monitoring_aws",
         "test_pipeline_e2e",
+        "test_production_shape",
         "test_scd2_dbt",
         "test_sensors",
+        "test_type_change_e2e",
         "test_ui_browser",
+        "test_unwritable_home",
         "test_verify",
+        "test_watermark",
     }
 )
+# A test that starts one of these (a moto server deploy, PostgreSQL) is slow wherever it lives.
+SLOW_FIXTURES = frozenset({"aws_endpoint", "aws_managed_policies", "postgres_server"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+        in_slow_module = (
+            item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_MODULES
+        )
+        if in_slow_module or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

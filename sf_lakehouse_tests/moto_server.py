@@ -1,7 +1,9 @@
 """A real moto server on 127.0.0.1 standing in for AWS (S3, Glue, IAM, Secrets Manager, Athena).
 
-`aws_endpoint` (fixture): starts one server per test, points every AWS client at it through
-AWS_ENDPOINT_URL and fake credentials, and stops it afterwards.
+`aws_endpoint` (fixture): one server per pytest worker, emptied before every test (moto's reset
+and its state-manager transitions), every AWS client pointed at it through AWS_ENDPOINT_URL and fake
+credentials. AWS-managed IAM policies are loaded only for a test that asks for them
+(`aws_managed_policies`): loading them costs about 3-6 s per reset.
 """
 
 from __future__ import annotations
@@ -62,33 +64,53 @@ def small_wheelhouse(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wheelhouse, "glue_job_pins", lambda: list(pins))
 
 
-@pytest.fixture
-def aws_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    # moto reads this when the server starts: attaching AWS-managed policies needs it (the
-    # upgrade test attaches the AWSGlueServiceRole an earlier deploy attached).
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    from moto.server import ThreadedMotoServer
+MODELS_WITH_TRANSITIONS = ("glue::job_run",)
 
-    _evaluate_bucket_policy_over_tls(monkeypatch)
-    small_wheelhouse(monkeypatch)
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One moto server per pytest worker (starting one costs about 1-2 s); tests empty it."""
+    from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    # moto keeps its accounts in process-wide state: start every test from an empty AWS.
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    endpoint = moto_server
+    _evaluate_bucket_policy_over_tls(monkeypatch)
+    small_wheelhouse(monkeypatch)
+    # moto keeps its accounts in process-wide state: start every test from an empty AWS,
+    # without the time-based transitions an earlier test set.
     requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
+    for model in MODELS_WITH_TRANSITIONS:
+        requests.post(
+            f"{endpoint}/moto-api/state-manager/unset-transition",
+            json={"model_name": model},
+            timeout=30,
+        ).raise_for_status()
     for name in list(os.environ):
-        if name.startswith("AWS_"):
+        if name.startswith("AWS_") or name == "MOTO_IAM_LOAD_MANAGED_POLICIES":
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", AWS_REGION)
-    try:
-        yield endpoint
-    finally:
-        server.stop()
+    yield endpoint
+
+
+@pytest.fixture
+def aws_managed_policies(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The AWS-managed IAM policies on the emptied server (moto reads the variable when a test's
+    first IAM request creates its IAM backend, in this process): for a test that attaches one."""
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    return aws_endpoint
 
 
 # --- deploy helpers shared by the AWS tests ----------------------------------------------------

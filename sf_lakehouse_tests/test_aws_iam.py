@@ -190,7 +190,7 @@ def test_the_checker_fails_on_wildcards_and_unlisted_actions() -> None:
 
 
 def test_upgrade_detaches_the_managed_policy_and_restores_the_inline_one(
-    aws_endpoint, capsys
+    aws_managed_policies, capsys
 ) -> None:
     assert deploy_command("deploy", "--environment", ENV, "--yes") == 0
     capsys.readouterr()

@@ -114,7 +114,7 @@ def test_bad_commands_are_one_line_each(tmp_path: Path, env: dict[str, str]) -> 
     # Regression (issue 16, item 6): the bad line's text was echoed, and it may be a secret.
     env_file.write_text("SF_USERNAME=someone\nSF_PASSWORD hunter2-secret\n", encoding="utf-8")
     line = one_line(cli(env, "run", "--env-file", str(env_file)))
-    assert f"{env_file}, line 2: no '=' (expected KEY=VALUE" in line
+    assert f"{env_file}, line 2 (SF_PASSWORD): no '=' (expected KEY=VALUE" in line
     assert "hunter2" not in line
     env_file.write_text("SF_USERNAME=someone\nhunter 2=secret\n", encoding="utf-8")
     line = one_line(cli(env, "run", "--env-file", str(env_file)))

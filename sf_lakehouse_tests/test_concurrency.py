@@ -31,13 +31,16 @@ from sf_lakehouse.pipeline import INSTANCE_YAML, dagster_instance
 from sf_lakehouse.processes import alive, descendants
 from sf_lakehouse.run_lock import BUSY_EXIT_CODE, LakehouseBusyError, LakehouseLock
 from sf_lakehouse_tests.cli_runs import (
+    DBT_STARTED,
     RunProcess,
     cli_env,
     dbt_processes,
     dimension,
     faulty_emulator,
     home_settings,
+    log_has,
     raw_keys,
+    subprocess_dbt,
     wait_for,
 )
 from sf_lakehouse_tests.histories import user
@@ -195,18 +198,33 @@ def test_two_runs_at_once_then_duplicates_from_an_older_version_repaired(
     assert dimension(settings, spec) == before
 
 
-def test_a_run_stopped_by_sigterm_leaves_no_child_and_is_marked_failed(tmp_path: Path) -> None:
-    """SIGTERM to the sf-lakehouse process alone, while dbt runs: dbt ends with it."""
+@pytest.mark.parametrize("invocation", ["subprocess", "in_process"])
+def test_a_run_stopped_by_sigterm_leaves_no_child_and_is_marked_failed(
+    tmp_path: Path, invocation: str
+) -> None:
+    """SIGTERM to the sf-lakehouse process alone, while dbt runs: dbt ends with it, as a child
+    process (`dbt.invocation: subprocess`) or inside the run's own process."""
     home = tmp_path / "lakehouse"
     with faulty_emulator(USERS, tmp_path / "emulator", START + dt.timedelta(hours=1)) as emu:
+        extra = subprocess_dbt(tmp_path / "config") if invocation == "subprocess" else {}
+        started = time.time()
         run = RunProcess(
-            cli_env(home, emu), "run", "--object", "User", "--quiet", output=tmp_path / "run"
+            cli_env(home, emu, **extra),
+            "run",
+            "--object",
+            "User",
+            "--quiet",
+            output=tmp_path / "run",
         )
-        dbt = wait_for(lambda: dbt_processes(run.pid), 180, "dbt to start", every=0.05)
+        if invocation == "subprocess":
+            dbt = wait_for(lambda: dbt_processes(run.pid), 180, "dbt to start", every=0.05)
+        else:
+            wait_for(lambda: log_has(home, DBT_STARTED, started), 180, "dbt", every=0.05)
+            dbt = []
         below = descendants(run.pid)
         run.signal(signal.SIGTERM)
         assert run.wait(timeout=120) == 128 + signal.SIGTERM, run.describe()
-        assert dbt[0] in below
+        assert all(pid in below for pid in dbt)
         assert not [pid for pid in dbt if alive(pid)], "dbt outlived the run"
         # Python's multiprocessing resource tracker ends by itself once its parent is gone,
         # which can take a moment on a loaded machine; nothing else may be left.

@@ -29,6 +29,7 @@ from sf_lakehouse_tests.cli_runs import (
     pause_at_commit,
     raw_keys,
     rows,
+    subprocess_dbt,
     wait_for,
 )
 
@@ -77,10 +78,15 @@ def test_runs_killed_at_each_step_then_run_again_leave_the_tables_of_an_unkilled
         written = list((home / "warehouse").rglob("sf_user/data/**/*.parquet"))
         assert written, "the killed commit had written its data files"
 
-        # 3. Killed during dbt, while dbt (a child process) commits the User dimension. Only
-        # the sf-lakehouse process is killed here (the other kills take the whole group): the
-        # orphaned dbt is let go on, and refuses to commit for a run that has ended.
-        building = run("building", **pause_at_commit(barrier, "sf_curated_local.dim_sf_user_scd"))
+        # 3. Killed during dbt, while dbt (a child process: dbt.invocation subprocess) commits
+        # the User dimension. Only the sf-lakehouse process is killed here (the other kills take
+        # the whole group): the orphaned dbt is let go on, and refuses to commit for a run that
+        # has ended. (In process, dbt dies with the run: the kill at step 4's checks covers it.)
+        building = run(
+            "building",
+            **pause_at_commit(barrier, "sf_curated_local.dim_sf_user_scd"),
+            **subprocess_dbt(tmp_path / "config"),
+        )
         wait_for((barrier / "commit.reached").exists, 180, "dbt's User dimension commit")
         dbt_pid = int((barrier / "commit.reached").read_text().split()[0])
         below = descendants(building.pid)

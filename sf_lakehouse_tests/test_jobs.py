@@ -11,6 +11,7 @@ from sf_lakehouse.config import resolve_settings
 from sf_lakehouse.definitions import build_definitions
 from sf_lakehouse.defs.alerting import SUCCESS_SENSOR_NAME
 from sf_lakehouse.defs.checks import FULL_CHECKS_JOB_NAME
+from sf_lakehouse.defs.follow_up import FOLLOW_UP_SENSOR_NAME
 from sf_lakehouse.defs.jobs import MAINTENANCE_JOB_NAME, PIPELINE_JOB_NAME, maintained_tables
 from sf_lakehouse.defs.sensors import CHANGE_SENSOR_NAME, FAILURE_SENSOR_NAME, FRESHNESS_SENSOR_NAME
 
@@ -69,6 +70,7 @@ def test_schedules_and_sensors_per_environment(tmp_path: Path) -> None:
         FRESHNESS_SENSOR_NAME: dg.DefaultSensorStatus.RUNNING,
         FAILURE_SENSOR_NAME: dg.DefaultSensorStatus.RUNNING,
         SUCCESS_SENSOR_NAME: dg.DefaultSensorStatus.RUNNING,
+        FOLLOW_UP_SENSOR_NAME: dg.DefaultSensorStatus.RUNNING,
     }
     change = local.resolve_sensor_def(CHANGE_SENSOR_NAME)
     assert {job.name for job in change.jobs} == {

@@ -60,12 +60,52 @@ def test_a_bad_env_file_line_is_reported_by_number_never_its_text(tmp_path) -> N
     env_file.write_text(f"SF_USERNAME=u\n# comment\n{PASSWORD}\n", encoding="utf-8")
     with pytest.raises(ConfigError) as error:
         load_env_file(env_file)
-    assert "line 3" in str(error.value) and PASSWORD not in str(error.value)
+    assert "line 3:" in str(error.value) and PASSWORD not in str(error.value)
     env_file.write_text(f"SF_USERNAME=u\nmy {PASSWORD}={TOKEN}\n", encoding="utf-8")
     with pytest.raises(ConfigError) as error:
         load_env_file(env_file)
     message = str(error.value)
-    assert "line 2" in message and PASSWORD not in message and TOKEN not in message
+    assert "line 2:" in message and PASSWORD not in message and TOKEN not in message
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        (f"SF_PASSWORD {PASSWORD}", "SF_PASSWORD"),
+        (f"SF_PASSWORD: {PASSWORD}", "SF_PASSWORD"),
+        (f"export SF_SECURITY_TOKEN {TOKEN}", "SF_SECURITY_TOKEN"),
+        (f"export\tsf_token {TOKEN}", "sf_token"),
+        (f"SF_PASSWORD {PASSWORD}={TOKEN}", "SF_PASSWORD"),
+        (f"export SF_PASSWORD {PASSWORD}={TOKEN}", "SF_PASSWORD"),
+    ],
+)
+def test_a_bad_env_file_line_names_its_key_never_its_value(tmp_path, line: str, key: str) -> None:
+    """Regression (issue 16, item 6): only the number was given; the key, when one can be
+    read, says which setting to fix."""
+    env_file = tmp_path / "sf.env"
+    env_file.write_text(f"SF_USERNAME=u\n{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_env_file(env_file)
+    message = str(error.value)
+    assert f"line 2 ({key}): " in message, message
+    assert PASSWORD not in message and TOKEN not in message, message
+
+
+@pytest.mark.parametrize("line", [PASSWORD, "HUNTER_2PASSWORD", "hunter2 password", "hunter2 x=c"])
+def test_a_bad_env_file_line_without_a_readable_key_shows_none(tmp_path, line: str) -> None:
+    """A lone word may be the password itself: it is never shown as a key."""
+    env_file = tmp_path / "sf.env"
+    env_file.write_text(f"{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_env_file(env_file)
+    assert "line 1: " in str(error.value)
+    assert line.split()[0] not in str(error.value).replace(str(env_file), "")
+
+
+def test_valid_env_file_lines_with_export_and_tabs_are_read(tmp_path) -> None:
+    env_file = tmp_path / "sf.env"
+    env_file.write_text("export\tSF_USERNAME=u\nexport SF_PASSWORD = p=q\n", encoding="utf-8")
+    assert load_env_file(env_file) == {"SF_USERNAME": "u", "SF_PASSWORD": "p=q"}
 
 
 def _mode(path: Path) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 
 import boto3
 import dagster as dg
@@ -23,15 +24,41 @@ from sf_lakehouse_tests.moto_server import emulator_secret
 START = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def built_lakehouse(settings: Settings, connected) -> Settings:
-    connected(generate_org(users=25, seed=9, start=START, days=3), START + dt.timedelta(days=4))
-    result = (
-        build_definitions(settings)
-        .resolve_job_def(PIPELINE_JOB_NAME)
-        .execute_in_process(instance=dg.DagsterInstance.ephemeral())
+@pytest.fixture(scope="module")
+def _built_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, dict]]:
+    """One pipeline run shared by the module's local tests (they read it; the one that breaks
+    the dimension puts it back): a real emulator and a real run."""
+    from sf_lakehouse.emulator import SalesforceEmulator
+
+    folder = tmp_path_factory.mktemp("verify")
+    settings = resolve_settings("local", home=folder / "lakehouse")
+    history = generate_org(users=25, seed=9, start=START, days=3)
+    emulator = SalesforceEmulator(
+        history, workdir=folder / "emulator", now=START + dt.timedelta(days=4)
     )
-    assert result.success
+    emulator.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in emulator.env_vars().items():
+                patch.setenv(key, value)
+            result = (
+                build_definitions(settings)
+                .resolve_job_def(PIPELINE_JOB_NAME)
+                .execute_in_process(instance=dg.DagsterInstance.ephemeral())
+            )
+        assert result.success
+        yield settings, emulator.env_vars()
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def built_lakehouse(
+    _built_once: tuple[Settings, dict], monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    settings, env_vars = _built_once
+    for key, value in env_vars.items():
+        monkeypatch.setenv(key, value)
     return settings
 
 
@@ -63,7 +90,10 @@ def test_verify_fails_and_names_the_broken_check(built_lakehouse: Settings, caps
     # A second current row for one user.
     scd_id = pa.array(["a-second-current-row"], rows.schema.field("scd_id").type)
     replace_rows(table, pa.concat_tables([rows, rows.slice(0, 1).set_column(0, "scd_id", scd_id)]))
-    assert verify(settings) == 1
+    try:
+        assert verify(settings) == 1
+    finally:
+        replace_rows(table, rows)  # the other tests share this lakehouse
     out = capsys.readouterr().out
     assert "FAIL  user_scd_one_current_row: 1 User records without exactly one" in out
     assert "PASS  user_raw_table_exists" in out and "PASS  account_scd_one_current_row" in out

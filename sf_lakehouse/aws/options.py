@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from sf_lakehouse.config import Settings
-from sf_lakehouse.config.environment import AwsSection
+from sf_lakehouse.config.sections import AwsSection
 
 HardeningOptions = AwsSection
 

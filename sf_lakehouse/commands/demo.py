@@ -67,7 +67,7 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
         instance = dagster_instance(settings)
         for number, clock in enumerate(DEMO_RUN_CLOCKS, start=1):
             emulator.set_clock(clock)
-            log_path = home / "logs" / f"run-{number}.log"
+            log_path = settings.logs_dir / f"run-{number}.log"
             # dagster-dbt echoes dbt's output to stdout; the demo keeps it in a file instead.
             with output_to(log_path):
                 result = run_pipeline(
@@ -78,7 +78,7 @@ def _demo(args: argparse.Namespace, home: Path, started: float) -> int:
             counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
             print(f"Run {number}: org clock {clock:%Y-%m-%d %H:%M} UTC, {counts}: {status}")
             if status != "ok":
-                report_failure(result, settings, log_path)
+                report_failure(result, settings, instance, log_path)
                 return 1
     print_summaries(settings)
     shown = next((s for s in settings.objects if s.api_name == "User"), settings.objects[0])

@@ -1,8 +1,9 @@
 """What `sf-lakehouse run` checks before it records a run: a mistake found here is one line and
 exit 2, and no failed (or, for the next command, "killed") run is left in the instance.
 
-- the lakehouse home can be written (not read-only, not a file, not a full disk), and was not
-  moved or copied from elsewhere (its tables would point into the other home);
+- the lakehouse home can be written (not read-only, not a file, not a full disk: the home and
+  every folder and file a run writes, lakehouse/writable.py), and was not moved or copied from
+  elsewhere (its tables would point into the other home);
 - the Salesforce connection settings are usable (an `http://` login URL is refused: credentials
   never travel in clear text; SF_LOGIN_URL/SF_CA_BUNDLE next to a Secrets Manager secret);
 - the dbt models were rendered from today's object specs (a spec whose `track:` changed without
@@ -11,51 +12,9 @@ exit 2, and no failed (or, for the next command, "killed") run is left in the in
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
-import uuid
 from collections.abc import Mapping
-from pathlib import Path
 
 from sf_lakehouse.config import ConfigError, Settings
-
-_REASONS = {
-    errno.EROFS: "it is on a read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is exhausted",
-    errno.ENOTDIR: "a part of its path is a file, not a directory",
-    errno.EEXIST: "it is a file, not a directory",
-}
-
-
-class HomeNotWritableError(ConfigError):
-    """The lakehouse home cannot hold the run's tables, logs and instance."""
-
-
-def check_home_writable(home: Path) -> None:
-    """Create the home and write (then remove) a small file in it; one line naming the home,
-    the reason and the fix otherwise."""
-    probe = home / f".write-probe-{uuid.uuid4().hex}"
-    try:
-        if home.exists() and not home.is_dir():
-            raise FileExistsError(errno.EEXIST, "not a directory")
-        home.mkdir(parents=True, exist_ok=True)
-        with probe.open("wb") as handle:
-            handle.write(b"\0" * 4096)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as error:
-        reason = _REASONS.get(error.errno or 0, error.strerror or str(error))
-        raise HomeNotWritableError(
-            f"lakehouse home {home} cannot be written ({reason}); set SF_LAKEHOUSE_HOME to a "
-            "writable directory with free space (or fix its permissions)"
-        ) from None
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink(missing_ok=True)
 
 
 def check_connection_settings(settings: Settings, environ: Mapping[str, str]) -> None:
@@ -93,8 +52,9 @@ def preflight(settings: Settings, environ: Mapping[str, str]) -> None:
     """Every check above, before a run is recorded (raises ConfigError subclasses: exit 2)."""
     if settings.is_local:
         from sf_lakehouse.lakehouse.home import check_home_location
+        from sf_lakehouse.lakehouse.writable import check_home_writable
 
-        check_home_writable(settings.home)
+        check_home_writable(settings)
         check_home_location(settings.home, settings.catalog_db_path, settings.warehouse_dir)
     check_connection_settings(settings, environ)
     check_models_rendered(settings)

@@ -23,14 +23,18 @@ def warn_rejects(result: Any, settings: Settings, indent: str = "") -> None:
 
 
 def report_failure(
-    result: Any, settings: Settings, log_path: Path | None = None, follow_up: Any = None
+    result: Any,
+    settings: Settings,
+    instance: Any,
+    log_path: Path | None = None,
+    follow_up: Any = None,
 ) -> None:
     from sf_lakehouse.commands.run_steps import follow_up_lines, not_run_lines
     from sf_lakehouse.pipeline import run_problems
 
     for problem in run_problems(result, settings):
         print(f"  {problem}", file=sys.stderr)
-    for line in [*not_run_lines(result), *follow_up_lines(follow_up, settings)]:
+    for line in [*not_run_lines(instance, result), *follow_up_lines(follow_up, settings)]:
         print(f"  {line}", file=sys.stderr)
     if follow_up is not None:
         for problem in run_problems(follow_up, settings):
@@ -62,13 +66,21 @@ def _lock(settings: Settings, command: str, wait: float, name: str | None = None
     return lock.acquire(wait_seconds=wait, on_wait=waiting)
 
 
-def _note_abandoned(instance: Any, settings: Settings) -> None:
+def _note_abandoned(instance: Any, settings: Settings, previous: Any) -> None:
+    """`previous`: the lock's last holder when it did not release it (it was killed)."""
     from sf_lakehouse.pipeline import PID_TAG, mark_abandoned_runs
 
     for run in mark_abandoned_runs(instance, settings):
+        pid = run.tags.get(PID_TAG, "?")
+        how = (
+            "a killed sf-lakehouse process"
+            if previous is not None and str(previous.pid) == pid
+            # It ended, but could not record the run's end (a full disk, a read-only home).
+            else "an sf-lakehouse process that could not record its end"
+        )
         print(
-            f"note: run {run.run_id} ({run.job_name}) was left unfinished by a killed "
-            f"sf-lakehouse process (pid {run.tags.get(PID_TAG, '?')}); marked failed",
+            f"note: run {run.run_id} ({run.job_name}) was left unfinished by {how} "
+            f"(pid {pid}); marked failed",
             file=sys.stderr,
         )
 
@@ -89,6 +101,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     lock = _lock(settings, "run", args.wait)
     try:
         return _run_holding_lock(args, settings, lock, spec.job_name if spec else None)
+    except Exception as error:
+        # The home filled up or became read-only after the checks: one line, not a traceback.
+        from sf_lakehouse.lakehouse.writable import HomeNotWritableError, storage_fix
+
+        fix = storage_fix(str(error), settings)
+        if fix is None:
+            raise
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise HomeNotWritableError(
+            f"lakehouse home {settings.home} cannot be written ({type(error).__name__}: "
+            f"{first[:300]}); fix: {fix}"
+        ) from None
     finally:
         lock.release()
 
@@ -102,7 +126,7 @@ def _run_holding_lock(
     from dagster import DagsterExecutionInterruptedError
 
     from sf_lakehouse.commands.run_steps import build_held_back_dimensions
-    from sf_lakehouse.definitions import PIPELINE_JOB_NAME
+    from sf_lakehouse.definitions import PIPELINE_JOB_NAME, build_definitions
     from sf_lakehouse.defs.dbt import FULL_REFRESH_TAG
     from sf_lakehouse.lakehouse.tables import OWNER_PID_VAR
     from sf_lakehouse.pipeline import (
@@ -120,7 +144,7 @@ def _run_holding_lock(
 
     job_name = job_name or PIPELINE_JOB_NAME
     instance = dagster_instance(settings)
-    _note_abandoned(instance, settings)
+    _note_abandoned(instance, settings, lock.previous)
     run_id = new_run_id()
     lock.note_run(run_id)
     log_path = run_log_path(settings, run_id)
@@ -137,6 +161,7 @@ def _run_holding_lock(
     try:
         with output_to(log_path):
             try:
+                definitions = build_definitions(settings)  # once: the follow-up run reuses them
                 result = run_pipeline(
                     settings,
                     instance,
@@ -144,10 +169,16 @@ def _run_holding_lock(
                     job_name=job_name,
                     run_id=run_id,
                     tags=tags,
+                    definitions=definitions,
                 )
                 # One failed extraction must not hold back the other objects' dimensions.
                 follow_up = build_held_back_dimensions(
-                    settings, instance, result, log_level="DEBUG", tags=tags
+                    settings,
+                    instance,
+                    result,
+                    log_level="DEBUG",
+                    tags=tags,
+                    definitions=definitions,
                 )
             except Exception as error:  # not a step's failure: Dagster itself gave up
                 traceback.print_exc()  # into the log
@@ -167,6 +198,10 @@ def _run_holding_lock(
         )
     publish_metrics(settings, instance, run_id)
     if crash is not None and stopped_by is None:
+        from sf_lakehouse.lakehouse.writable import storage_fix
+
+        fix = storage_fix(crash, settings)
+        crash += f"; fix: {fix}" if fix else ""
         print(f"run {run_id} failed {where}: {crash}", file=sys.stderr)
         print(f"  full log: {log_path}", file=sys.stderr)
         return 1
@@ -175,16 +210,16 @@ def _run_holding_lock(
         signal_name = stopped_by or "a signal"
         print(f"run {run_id} stopped by {signal_name} {where}; marked failed", file=sys.stderr)
         if result is not None:
-            report_failure(result, settings)
+            report_failure(result, settings, instance)
         print(f"  full log: {log_path}", file=sys.stderr)
         return 128 + received[0] if received else 130
     if not summary.succeeded:
         print(f"run {run_id} failed {where}", file=sys.stderr)
-        report_failure(result, settings, log_path, follow_up)
+        report_failure(result, settings, instance, log_path, follow_up)
         return 1
     if summary.problems:
         print(f"run {run_id} finished, but checks failed {where}", file=sys.stderr)
-        report_failure(result, settings, log_path)
+        report_failure(result, settings, instance, log_path)
         return 1
     counts = "; ".join(f"{k} {v}" for k, v in extraction_counts(result, settings).items())
     print(f"run {run_id} succeeded {where}" + (f": {counts}" if counts else ""))

@@ -26,6 +26,7 @@ from dagster import (
 )
 
 from sf_lakehouse.config import Settings
+from sf_lakehouse.launch_tags import launched_by_cli
 from sf_lakehouse.monitoring.run_facts import (
     latest_updates,
     object_of_keys,
@@ -36,8 +37,6 @@ from sf_lakehouse.monitoring.sinks import Alert, notify, record_alert
 
 SUCCESS_SENSOR_NAME = "run_success_monitor"
 FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]
-# The `sf-lakehouse run` command publishes its runs' metrics itself (sf_lakehouse.pipeline).
-CLI_LAUNCH = ("sf_lakehouse/launched_by", "sf-lakehouse")
 
 
 def previous_finished_run(instance: DagsterInstance, run: DagsterRun) -> DagsterRun | None:
@@ -147,10 +146,6 @@ def _evaluated_checks(instance: DagsterInstance, run_id: str) -> set[tuple[str, 
     return found
 
 
-def launched_by_cli(run: DagsterRun) -> bool:
-    return run.tags.get(CLI_LAUNCH[0]) == CLI_LAUNCH[1]
-
-
 def on_run_failed(
     settings: Settings,
     instance: DagsterInstance,
@@ -160,7 +155,7 @@ def on_run_failed(
 ) -> list[Alert]:
     """The failure sensor's part: metrics, and an alert when the job was not failing already.
     Returns the alerts sent."""
-    if not launched_by_cli(run):
+    if not launched_by_cli(run.tags):
         publish_run_metrics(settings, instance, run.run_id, warn=warn)
     previous = previous_finished_run(instance, run)
     alerts = []
@@ -183,7 +178,7 @@ def on_run_succeeded(
     settings: Settings, instance: DagsterInstance, run: DagsterRun, warn: Callable[[str], Any]
 ) -> list[Alert]:
     """Metrics, the recovery of a failing job, and the checks that changed state."""
-    if objects_of_job(settings, run.job_name) is not None and not launched_by_cli(run):
+    if objects_of_job(settings, run.job_name) is not None and not launched_by_cli(run.tags):
         publish_run_metrics(settings, instance, run.run_id, warn=warn)
     previous = previous_finished_run(instance, run)
     alerts = []

@@ -20,7 +20,6 @@ from dagster import (
 )
 from dagster_dbt import (
     DagsterDbtTranslator,
-    DbtCliResource,
     DbtProject,
     DbtProjectPreparer,
     dbt_assets,
@@ -31,6 +30,8 @@ from sf_lakehouse.config import ObjectSpec, dbt_project_dir
 from sf_lakehouse.config.objects import CURATED_PREFIX, STAGING_PREFIX
 from sf_lakehouse.dbt_models import code_version
 from sf_lakehouse.defs import CURATED_GROUP, OWNERS, freshness_policy
+from sf_lakehouse.defs.dbt_cli import LakehouseDbtCliResource
+from sf_lakehouse.defs.dbt_in_process import RunnerManifest
 from sf_lakehouse.defs.dbt_selection import (
     exclude_args,
     models_in_build_order,
@@ -181,6 +182,13 @@ def dbt_build_args(lakehouse: LakehouseResource, full_refresh: bool = False) -> 
     return [*args, "--full-refresh"] if full_refresh else args
 
 
+def relation_schemas(lakehouse: LakehouseResource) -> dict[str, str]:
+    """Where dbt's relations are for this lakehouse: sources in the raw database, models in the
+    curated one (the `--vars` of dbt_build_args; the shipped manifest was parsed with the local
+    environment's)."""
+    return {"source": lakehouse.raw_database, "model": lakehouse.curated_database}
+
+
 def stale_dimensions(lakehouse: LakehouseResource, specs: Sequence[ObjectSpec]) -> list[str]:
     """Dimensions built by other model code than today's (on Athena; the DuckDB plugin checks
     this itself): they must be rebuilt in full."""
@@ -217,6 +225,7 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
     project = dbt_project()
     spec_of_dimension = {AssetKey(list(spec.dimension_asset_key)): spec for spec in specs}
     manifest = json.loads(Path(project.manifest_path).read_text())
+    runner_manifest = RunnerManifest(manifest)  # the same manifest, for in-process dbt
 
     @dbt_assets(
         manifest=manifest,
@@ -226,7 +235,7 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
         pool=DBT_POOL,  # one dbt build at a time (sf_lakehouse.defs.pools)
     )
     def sf_lakehouse_dbt_models(
-        context: AssetExecutionContext, dbt: DbtCliResource, lakehouse: LakehouseResource
+        context: AssetExecutionContext, dbt: LakehouseDbtCliResource, lakehouse: LakehouseResource
     ) -> Iterator[Any]:
         # Each dimension's snapshot before the build: a build that changed nothing says so.
         before = {}
@@ -286,12 +295,14 @@ def build_dbt_assets(specs: Sequence[ObjectSpec]) -> AssetsDefinition:
         if not to_build:
             return
         target_path = invocation_target_path(lakehouse, context.run.run_id)
-        invocation = dbt.cli(
+        events = dbt.stream_build(
             [*dbt_build_args(lakehouse, full_refresh), *exclude_args(left_out)],
             context=context,
             target_path=target_path,
+            manifest=runner_manifest,
+            relation_schemas=relation_schemas(lakehouse),
         )
-        for event in invocation.stream():
+        for event in events:
             yield with_table_metadata(event) if isinstance(event, Output) else event
         keep_partial_parse(lakehouse, target_path)
         if on_athena:

@@ -54,6 +54,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             profiles_dir=project_dir,
             target=settings.dbt_target,
             dbt_executable=dbt_executable(),
+            invocation=settings.dbt_invocation,
         ),
     }
 

@@ -17,8 +17,6 @@ from types import FrameType
 
 from .faults import FaultPlanError, Plan, parse_plan
 from .history import HistoryError, parse_sf_datetime
-from .server import SalesforceEmulator
-from .synthetic import write_org
 
 __all__ = [
     "add_emulator_arguments",
@@ -89,6 +87,8 @@ def _read_plan(path: Path) -> Plan:
 
 
 def run_emulator_command(args: argparse.Namespace) -> int:
+    from .server import SalesforceEmulator  # not imported by `sf-lakehouse run`'s parser
+
     """Serve until SIGINT/SIGTERM. Returns the process exit code."""
     temporary = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="sf-emulator-")) if temporary else args.workdir
@@ -173,6 +173,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_generate_command(args: argparse.Namespace) -> int:
+    from .synthetic import write_org
+
     """Write a synthetic org's history. Returns the process exit code."""
     if args.users < 1 or args.days < 1:
         print("error: --users and --days must be at least 1", file=sys.stderr)

@@ -117,9 +117,11 @@ def latest_updates(
 ) -> dict[tuple[str, str], dt.datetime | None]:
     """When each raw table and dimension was last materialized (the freshness policies' and
     the freshness sensor's clock: the wall clock of the materialization)."""
+    keys = object_of_keys(settings)
+    latest = instance.get_latest_materialization_events(list(keys))  # one query, not one per key
     updates: dict[tuple[str, str], dt.datetime | None] = {}
-    for key, found in object_of_keys(settings).items():
-        event = instance.get_latest_materialization_event(key)
+    for key, found in keys.items():
+        event = latest.get(key)
         updates[found] = dt.datetime.fromtimestamp(event.timestamp, dt.UTC) if event else None
     return updates
 
