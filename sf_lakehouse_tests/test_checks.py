@@ -6,15 +6,27 @@ from __future__ import annotations
 import datetime as dt
 
 import pyarrow as pa
+import pytest
 
-from sf_lakehouse.config import resolve_settings
+from sf_lakehouse.config import Settings, resolve_settings
 from sf_lakehouse.defs.checks import (
+    dimension_checks,
     dimension_matches_rule,
+    evaluate_by_record_group,
     every_raw_record_in_dimension,
     raw_ids_have_prefix,
     raw_row_count_never_drops,
     raw_tracked_fields_exist,
     raw_versions_unique,
+)
+from sf_lakehouse.lakehouse import increments
+from sf_lakehouse.lakehouse.increments import record_groups
+from sf_lakehouse.lakehouse.tables import (
+    TableLayout,
+    append_rows,
+    ensure_table,
+    open_catalog,
+    replace_rows,
 )
 from sf_lakehouse_tests.tables import DIMENSION_SCHEMA, RAW_SCHEMA
 
@@ -181,3 +193,39 @@ def test_the_rule_check_sees_a_missing_deletion_version() -> None:
     deleted = {**dim_row, "scd_id": "y", "is_deleted": True, "effective_from": T[1]}
     closed = {**dim_row, "effective_to": T[1], "is_current": False}
     assert dimension_matches_rule(raw, pa.Table.from_pylist([closed, deleted]), account).passed
+
+
+def test_the_full_checks_read_by_record_group_give_the_outcome_of_one_read(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1M records the full dimension checks held the whole raw table and dimension at once
+    (past 1.5 GB); read by record group (each record's raw and dimension rows in the same one),
+    the outcomes, counts and example ids are those of one read."""
+    catalog = open_catalog(settings.catalog_properties())
+    ids = [f"005{n:015d}" for n in range(40)]
+    raw = raw_table([(i, T[0], "EMEA", None) for i in ids] + [(ids[3], T[1], "APAC", None)])
+    dim = dim_table(
+        [(f"s{n}", i, "EMEA", T[0], None, True) for n, i in enumerate(ids) if n not in (5, 9)]
+    )
+    raw_iceberg = ensure_table(catalog, "sf_raw_local.sf_user", raw.schema, TableLayout())
+    append_rows(raw_iceberg, raw)
+    dim_iceberg = ensure_table(catalog, "sf_curated_local.dim", dim.schema, TableLayout())
+    replace_rows(dim_iceberg, dim)
+    raw_iceberg = catalog.load_table("sf_raw_local.sf_user")
+    dim_iceberg = catalog.load_table("sf_curated_local.dim")
+    evaluations = dimension_checks(USER)
+    whole = evaluate_by_record_group(USER, raw_iceberg, dim_iceberg, evaluations)
+    monkeypatch.setattr(increments, "GROUP_ROWS", 7)
+    assert record_groups(raw_iceberg) == 6
+    grouped = evaluate_by_record_group(USER, raw_iceberg, dim_iceberg, evaluations)
+    for name, outcome in whole.items():
+        assert not outcome.passed
+        assert grouped[name].summary == outcome.summary
+        assert {k: v for k, v in grouped[name].metadata.items() if k != "example_ids"} == {
+            k: v for k, v in outcome.metadata.items() if k != "example_ids"
+        }
+        assert sorted(grouped[name].metadata["example_ids"].value) == sorted(
+            outcome.metadata["example_ids"].value
+        )
+    assert whole["every_raw_user_in_dimension"].metadata["missing_records"] == 2
+    assert whole["dimension_matches_the_scd2_rule"].metadata["records_differing"] == 3

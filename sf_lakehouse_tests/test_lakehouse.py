@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import uuid
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from sf_lakehouse.config import Settings
-from sf_lakehouse.lakehouse import tables
+from sf_lakehouse.lakehouse import catalog as catalog_module
+from sf_lakehouse.lakehouse import file_rewrite, increments, tables
 from sf_lakehouse.lakehouse.tables import (
     OWNER_PID_VAR,
     RAW_LAYOUT,
@@ -203,7 +207,9 @@ def test_concurrent_first_writes_create_the_table_once(
 
     monkeypatch.setattr(late, "namespace_exists", stale_at_first(late.namespace_exists, False))
     monkeypatch.setattr(
-        tables, "load_table_or_none", stale_at_first(tables.load_table_or_none, None)
+        catalog_module,
+        "load_table_or_none",
+        stale_at_first(catalog_module.load_table_or_none, None),
     )
     second = ensure_table(late, "sf_raw_local.sf_user", data.schema, RAW_LAYOUT)
     assert first.metadata.table_uuid == second.metadata.table_uuid
@@ -246,6 +252,9 @@ def test_incremental_replaces_compact_the_table_past_the_file_limit(
     800 rows after four runs, and every run got slower. Past the limit the replace writes the
     table whole: the same rows as partial replaces would give, in one file per partition."""
     monkeypatch.setattr(tables, "COMPACT_ABOVE_FILES", 6)
+    monkeypatch.setattr(tables, "COMPACT_FILES_PER_PARTITION", 1)
+    # Every replace starts a file per partition (no file takes the new rows).
+    monkeypatch.setattr(file_rewrite, "ABSORB_RATIO", 10**9)
     catalog = open_catalog(settings.catalog_properties())
     layout = TableLayout(partition_fields=(PartitionField("part", "identity", "part"),))
     rows = {f"r{n}": n % 4 for n in range(12)}  # record -> partition
@@ -272,3 +281,180 @@ def test_incremental_replaces_compact_the_table_past_the_file_limit(
         counts.append(tables.data_file_count(table))
     assert max(counts) <= 6 + 4  # never far past the limit
     assert min(counts[1:]) <= 4  # a compaction happened: one file per partition
+
+
+def _files(table) -> set[str]:
+    return {task.file.file_path for task in table.scan().plan_files()}
+
+
+def test_an_incremental_replace_rewrites_only_the_files_holding_a_changed_row(
+    settings: Settings,
+) -> None:
+    """A rebuilt record keeps most of its rows (its closed versions); rewriting every file that
+    holds one of its rows made each run rewrite the whole dimension at 1M records. Only the
+    files with a row that goes are rewritten, unchanged rows are not written again, and new
+    rows join a rewritten file of their partition: one snapshot, the same rows as a rebuild."""
+    catalog = open_catalog(settings.catalog_properties())
+    layout = TableLayout(partition_fields=(PartitionField("current", "identity", "current"),))
+
+    def rows(versions: list[tuple[str, int, bool]]) -> pa.Table:
+        return pa.table(
+            {
+                "id": [v[0] for v in versions],
+                "version": pa.array([v[1] for v in versions], pa.int64()),
+                "current": [v[2] for v in versions],
+                "note": [None if v[1] == 0 else f"v{v[1]}" for v in versions],
+            }
+        )
+
+    first = rows([("a", 0, False), ("a", 1, True), ("b", 0, True), ("c", 0, True)])
+    table = ensure_table(catalog, "sf_curated_local.dim", first.schema, layout)
+    replace_rows(table, first)
+    table = catalog.load_table("sf_curated_local.dim")
+    closed_files = {t.file.file_path for t in table.scan().plan_files() if not t.file.partition[0]}
+    snapshots_before = len(table.snapshots())
+    # Record a closes version 1 and opens 2; its version 0 is unchanged. b is rebuilt the same.
+    rebuilt = rows([("a", 0, False), ("a", 1, False), ("a", 2, True), ("b", 0, True)])
+    replace_rows(table, rebuilt, records=("id", ["a", "b"]))
+    table = catalog.load_table("sf_curated_local.dim")
+    expected = rows(
+        [("a", 0, False), ("a", 1, False), ("a", 2, True), ("b", 0, True), ("c", 0, True)]
+    )
+    stored = table.scan().to_arrow().sort_by([("id", "ascending"), ("version", "ascending")])
+    assert stored.to_pylist() == expected.to_pylist()
+    assert len(table.snapshots()) == snapshots_before + 1
+    summary = table.current_snapshot().summary
+    # The closed file stays (it is the partition's only file: a rebuild's, not rewritten for
+    # new rows); a's new closed row is in a new file, the current file is rewritten with a's
+    # new current row (b and c kept).
+    assert closed_files <= _files(table) and len(_files(table)) == 3
+    assert summary["deleted-data-files"] == "1" and summary["deleted-records"] == "3"
+    assert summary["added-records"] == "4"
+
+
+def test_new_rows_join_the_small_file_an_earlier_increment_started(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file per partition and run made a dimension slower with every run: once a partition
+    holds a small file beside its large one, new rows are written into it."""
+    monkeypatch.setattr(file_rewrite, "ABSORB_RATIO", 1)
+    catalog = open_catalog(settings.catalog_properties())
+    data = pa.table({"id": [f"r{n}" for n in range(20)], "v": list(range(20))})
+    table = ensure_table(catalog, "sf_curated_local.dim", data.schema, TableLayout())
+    replace_rows(table, data)
+    expected = data.to_pylist()
+    counts = []
+    for run in range(3):
+        new = pa.table({"id": [f"n{run}"], "v": [100 + run]})
+        replace_rows(catalog.load_table("sf_curated_local.dim"), new, records=("id", [f"n{run}"]))
+        expected += new.to_pylist()
+        table = catalog.load_table("sf_curated_local.dim")
+        counts.append(len(_files(table)))
+        assert sorted(table.scan().to_arrow().to_pylist(), key=repr) == sorted(expected, key=repr)
+    assert counts == [2, 2, 2]
+
+
+def test_an_incremental_replace_that_changes_nothing_writes_no_file(settings: Settings) -> None:
+    catalog = open_catalog(settings.catalog_properties())
+    data = pa.table({"id": ["a", "b"], "v": [1, None]})
+    table = ensure_table(catalog, "sf_curated_local.dim", data.schema, TableLayout())
+    replace_rows(table, data)
+    table = catalog.load_table("sf_curated_local.dim")
+    files = _files(table)
+    replace_rows(table, data.slice(1), {"p": "1"}, records=("id", ["b"]))
+    table = catalog.load_table("sf_curated_local.dim")
+    assert _files(table) == files and table.properties["p"] == "1"
+    assert table.scan().to_arrow().sort_by("id").to_pylist() == data.to_pylist()
+
+
+_RECORDS = [f"r{n}" for n in range(8)]
+# Few values, so that identical rows (in the table and in a replace) occur too.
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(_RECORDS),
+        st.integers(0, 2),
+        st.booleans(),
+        st.none() | st.sampled_from(["x", "xy"]),
+    ),
+    max_size=14,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    first=_ROWS,
+    replaces=st.lists(st.tuples(st.sets(st.sampled_from(_RECORDS), max_size=5), _ROWS), max_size=3),
+    in_filter_max=st.sampled_from([0, increments.IN_FILTER_MAX_VALUES]),
+    absorb_ratio=st.sampled_from([1, file_rewrite.ABSORB_RATIO, 10**9]),
+)
+@example(  # a row stored twice, replaced by one copy of it
+    first=[("r0", 0, True, None)] * 2,
+    replaces=[({"r0"}, [("r0", 0, True, None)])],
+    in_filter_max=increments.IN_FILTER_MAX_VALUES,
+    absorb_ratio=file_rewrite.ABSORB_RATIO,
+)
+def test_per_file_replaces_give_the_rows_of_a_rebuild(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    first: list,
+    replaces: list,
+    in_filter_max: int,
+    absorb_ratio: int,
+) -> None:
+    """Whatever the rows, replacing some records' rows file by file leaves the table holding
+    exactly the other records' rows plus the new ones (the rows a rebuild writes), in one
+    snapshot per replace, with files planned through `In` or through Arrow."""
+    monkeypatch.setattr(increments, "IN_FILTER_MAX_VALUES", in_filter_max)
+    monkeypatch.setattr(file_rewrite, "ABSORB_RATIO", absorb_ratio)
+    catalog = open_catalog(settings.catalog_properties())
+    identifier = f"sf_curated_local.dim_{uuid.uuid4().hex[:8]}"
+    layout = TableLayout(
+        partition_fields=(
+            PartitionField("current", "identity", "current"),
+            PartitionField("id", "bucket[4]", "id_bucket"),
+        )
+    )
+
+    def table_of(rows: list) -> pa.Table:
+        return pa.table(
+            {
+                "id": pa.array([r[0] for r in rows], pa.string()),
+                "version": pa.array([r[1] for r in rows], pa.int64()),
+                "current": pa.array([r[2] for r in rows], pa.bool_()),
+                "note": pa.array([r[3] for r in rows], pa.string()),
+            }
+        )
+
+    table = ensure_table(catalog, identifier, table_of([]).schema, layout)
+    replace_rows(table, table_of(first))
+    expected = list(first)
+    for records, rows in replaces:
+        new = [r for r in rows if r[0] in records]
+        table = catalog.load_table(identifier)
+        before = len(table.snapshots())
+        replace_rows(table, table_of(new), records=("id", sorted(records)))
+        expected = [r for r in expected if r[0] not in records] + new
+        table = catalog.load_table(identifier)
+        assert len(table.snapshots()) - before <= 1
+        stored = table.scan().to_arrow()
+        got = sorted(
+            zip(*(stored.column(c).to_pylist() for c in stored.column_names), strict=True), key=repr
+        )
+        assert got == sorted(expected, key=repr)
+
+
+def test_a_replace_of_rows_with_no_text_form_replaces_the_records_whole(
+    settings: Settings,
+) -> None:
+    """Rows are matched by their values as text; a list column has none: the records' rows
+    are then all replaced (not matched), and the table still holds exactly the new rows."""
+    catalog = open_catalog(settings.catalog_properties())
+    data = pa.table({"id": ["a", "b"], "tags": [["x"], ["y", "z"]]})
+    table = ensure_table(catalog, "sf_curated_local.dim", data.schema, TableLayout())
+    replace_rows(table, data)
+    new = pa.table({"id": ["b"], "tags": [["w"]]})
+    replace_rows(catalog.load_table("sf_curated_local.dim"), new, records=("id", ["b"]))
+    stored = catalog.load_table("sf_curated_local.dim").scan().to_arrow().sort_by("id")
+    assert stored.to_pylist() == [{"id": "a", "tags": ["x"]}, {"id": "b", "tags": ["w"]}]

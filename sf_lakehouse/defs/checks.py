@@ -35,7 +35,13 @@ from pyiceberg.table import Table
 
 from sf_lakehouse.config import ObjectSpec
 from sf_lakehouse.extraction.type_changes import TypeChange, recorded_changes
-from sf_lakehouse.lakehouse.increments import last_build_keys, latest_append_ids, rows_of
+from sf_lakehouse.lakehouse.increments import (
+    last_build_keys,
+    latest_append_ids,
+    record_groups,
+    rows_in_group,
+    rows_of,
+)
 from sf_lakehouse.lakehouse.resource import LakehouseResource
 from sf_lakehouse.lakehouse.tables import WIDEN_OPERATION
 from sf_lakehouse.lakehouse.versions import is_read_column
@@ -58,6 +64,9 @@ class Outcome:
     passed: bool
     summary: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Builds the outcome from its metadata's counts and examples: how outcomes of disjoint
+    # record groups become one (`combine`).
+    render: Callable[..., "Outcome"] | None = field(default=None, compare=False, repr=False)
 
 
 def _query(sql: str, parameters: dict[str, Any] | None = None, **tables: pa.Table) -> list[tuple]:
@@ -178,12 +187,17 @@ def every_raw_record_in_dimension(raw: pa.Table, dim: pa.Table, key_column: str)
         dim=dim.select([key_column]),
     )
     missing = [r[0] for r in rows]
+    return _missing_records(missing_records=len(missing), example_ids=missing)
+
+
+def _missing_records(missing_records: int, example_ids: Sequence[Any]) -> Outcome:
     return Outcome(
-        passed=not missing,
-        summary=f"{len(missing)} records of the raw table are missing from the dimension"
-        if missing
+        passed=not missing_records,
+        summary=f"{missing_records} records of the raw table are missing from the dimension"
+        if missing_records
         else "every record of the raw table is in the dimension",
-        metadata={"missing_records": len(missing), "example_ids": _examples(missing)},
+        metadata={"missing_records": missing_records, "example_ids": _examples(example_ids)},
+        render=_missing_records,
     )
 
 
@@ -191,22 +205,65 @@ def dimension_matches_rule(raw: pa.Table, dim: pa.Table, spec: ObjectSpec) -> Ou
     expected = expected_dimension(raw, spec)
     actual = comparable(dim, spec)
     records, missing, unexpected, different = versions_differing(expected, actual, spec)
-    passed = not records and duplicate_versions(actual, spec) == 0
+    return _rule_outcome(
+        records_differing=len(records),
+        duplicate_versions=duplicate_versions(actual, spec),
+        expected_rows=expected.num_rows,
+        actual_rows=dim.num_rows,
+        versions_missing=missing,
+        versions_unexpected=unexpected,
+        versions_different=different,
+        example_ids=records,
+    )
+
+
+def _rule_outcome(
+    records_differing: int,
+    duplicate_versions: int,
+    expected_rows: int,
+    actual_rows: int,
+    versions_missing: int,
+    versions_unexpected: int,
+    versions_different: int,
+    example_ids: Sequence[Any],
+) -> Outcome:
+    passed = not records_differing and duplicate_versions == 0
     return Outcome(
         passed=passed,
         summary="the dimension equals the SCD2 rule recomputed from the raw table"
         if passed
-        else f"{len(records)} records differ from the SCD2 rule: {missing} versions "
-        f"missing, {unexpected} unexpected, {different} with other values",
+        else f"{records_differing} records differ from the SCD2 rule: {versions_missing} versions "
+        f"missing, {versions_unexpected} unexpected, {versions_different} with other values"
+        + (f", {duplicate_versions} versions stored twice" if duplicate_versions else ""),
         metadata={
-            "expected_rows": expected.num_rows,
-            "actual_rows": dim.num_rows,
-            "versions_missing": missing,
-            "versions_unexpected": unexpected,
-            "versions_different": different,
-            "example_ids": _examples(records),
+            "expected_rows": expected_rows,
+            "actual_rows": actual_rows,
+            "records_differing": records_differing,
+            "duplicate_versions": duplicate_versions,
+            "versions_missing": versions_missing,
+            "versions_unexpected": versions_unexpected,
+            "versions_different": versions_different,
+            "example_ids": _examples(example_ids),
         },
+        render=_rule_outcome,
     )
+
+
+def combine(outcomes: Sequence[Outcome]) -> Outcome:
+    """One outcome from the outcomes of disjoint record groups: counts summed, examples
+    joined, rendered like one evaluation of the whole."""
+    counts: dict[str, Any] = {}
+    examples: list[Any] = []
+    for outcome in outcomes:
+        for name, value in outcome.metadata.items():
+            if name == "example_ids":
+                examples.extend(value.value)
+            else:
+                counts[name] = counts.get(name, 0) + value
+    render = outcomes[0].render
+    if render is None:
+        raise ValueError("these outcomes cannot be combined: they have no render")
+    return render(**counts, example_ids=examples)
 
 
 # --- Dagster checks --------------------------------------------------------------------------
@@ -232,7 +289,7 @@ def _raw_rows(table: Table, ids: set[str] | None, columns: tuple[str, ...]) -> p
     """The given records' rows (all of them), or the whole table when `ids` is None."""
     if ids is None:
         return table.scan(selected_fields=columns).to_arrow()
-    return rows_of(table, "id", ids).select(list(columns))
+    return rows_of(table, "id", ids, columns=columns)
 
 
 def version_columns(table: Table) -> tuple[str, ...]:
@@ -334,16 +391,41 @@ def build_checks(spec: ObjectSpec) -> list[AssetChecksDefinition]:
         keys = None if wants_full_checks(context) else last_build_keys(dim_table, raw_table)
         read = raw_columns_read(spec, raw_table.schema().column_names)
         if keys is None:
-            raw = raw_table.scan(selected_fields=read).to_arrow()
-            dim = dim_table.scan().to_arrow()
+            outcomes = evaluate_by_record_group(spec, raw_table, dim_table, dimension_evaluations)
         else:
             raw = rows_of(raw_table, "id", keys, columns=read)
             dim = rows_of(dim_table, spec.key_column, keys)
+            outcomes = {
+                name: evaluate(raw, dim) for name, (_, evaluate) in dimension_evaluations.items()
+            }
         scope = _scope(keys)
-        for name, (_, evaluate) in dimension_evaluations.items():
-            yield _result(evaluate(raw, dim), name, dim_key, scope)
+        for name, outcome in outcomes.items():
+            yield _result(outcome, name, dim_key, scope)
 
     return [raw_table_checks, dimension_table_checks]
+
+
+def evaluate_by_record_group(
+    spec: ObjectSpec,
+    raw_table: Table,
+    dim_table: Table,
+    evaluations: dict[str, tuple[str, DimensionCheck]],
+) -> dict[str, Outcome]:
+    """The dimension checks over the whole tables, one record group at a time (a record's raw
+    and dimension rows are in the same group), so memory follows a group, not the history."""
+    read = raw_columns_read(spec, raw_table.schema().column_names)
+    groups = record_groups(raw_table)
+    results: dict[str, list[Outcome]] = {name: [] for name in evaluations}
+    for group in range(groups):
+        raw = rows_in_group(raw_table, "id", group, groups, read)
+        dim = rows_in_group(dim_table, spec.key_column, group, groups)
+        for name, (_, evaluate) in evaluations.items():
+            results[name].append(evaluate(raw, dim))
+        del raw, dim
+    return {
+        name: outcomes[0] if groups == 1 else combine(outcomes)
+        for name, outcomes in results.items()
+    }
 
 
 def _scope(ids: set[str] | None) -> str:

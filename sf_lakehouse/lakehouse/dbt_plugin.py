@@ -36,8 +36,8 @@ from sf_lakehouse.lakehouse.increments import (
     PREVIOUS_RAW_SNAPSHOT_PROPERTY,
     RAW_SNAPSHOT_PROPERTY,
     BuildPlan,
+    batches_of,
     plan_build,
-    rows_of,
 )
 from sf_lakehouse.lakehouse.tables import (
     PartitionField,
@@ -48,6 +48,7 @@ from sf_lakehouse.lakehouse.tables import (
     replace_rows,
 )
 from sf_lakehouse.owner_only import private_dir
+from sf_lakehouse.scd2_rule import raw_columns_read
 
 # dbt-athena table_properties -> Iceberg table properties
 _ATHENA_PROPERTY_NAMES = {"write_target_data_file_size_bytes": "write.target-file-size-bytes"}
@@ -148,17 +149,21 @@ class Plugin(BasePlugin):
                 return spec
         return None
 
-    def load(self, source_config: SourceConfig) -> pa.Table:
+    def load(self, source_config: SourceConfig) -> pa.RecordBatchReader:
+        """The raw rows dbt builds from, streamed batch by batch into DuckDB's table (the
+        source materializes as a table): for an object's raw table only the columns its staging
+        model selects, and in an incremental build only the touched records' rows."""
         identifier = f"{source_config.schema}.{source_config.identifier}"
         raw = self._catalog.load_table(identifier)
         spec = self._spec_of_raw(source_config.identifier)
         if spec is None:
-            return raw.scan().to_arrow()
+            return raw.scan().to_arrow_batch_reader()
         build = self._plan_build(spec, raw)
         self._builds[self._settings.table_identifier(spec.dimension_asset_key)] = build
+        columns = raw_columns_read(spec, raw.schema().column_names)
         if build.plan.touched is None:
-            return raw.scan().to_arrow()
-        return rows_of(raw, "id", build.plan.touched)
+            return raw.scan(selected_fields=columns).to_arrow_batch_reader()
+        return batches_of(raw, "id", build.plan.touched, columns=columns)
 
     def _plan_build(self, spec: ObjectSpec, raw: Any) -> DimensionBuild:
         version = code_version(spec)

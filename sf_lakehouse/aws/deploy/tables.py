@@ -57,7 +57,8 @@ def plan_raw_tables(ctx: DeployContext) -> list[Step]:
 
 
 def _raw_table(ctx: DeployContext, spec: ObjectSpec) -> Step:
-    from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, _spec_matches, load_table_or_none
+    from sf_lakehouse.lakehouse.catalog import load_table_or_none, spec_matches
+    from sf_lakehouse.lakehouse.layout import RAW_LAYOUT
 
     identifier = ctx.settings.table_identifier(spec.raw_asset_key)
     resource = f"iceberg table {identifier}"
@@ -82,7 +83,7 @@ def _raw_table(ctx: DeployContext, spec: ObjectSpec) -> Step:
         apply = _ensure(ctx, resource, identifier, schema, RAW_LAYOUT, [])
         return Step(Change(resource, "create", detail), apply, WRITE_ACTIONS)
     drift = []
-    if not _spec_matches(table, RAW_LAYOUT):
+    if not spec_matches(table, RAW_LAYOUT):
         drift.append(f"partition spec {partitions}")
     stale = sorted(
         k
