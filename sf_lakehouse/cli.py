@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -317,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sf_lakehouse.config import ConfigError
     from sf_lakehouse.lakehouse.query import LakehouseNotCreatedError
+    from sf_lakehouse.lakehouse.writable import HomeNotWritableError
     from sf_lakehouse.run_lock import BUSY_EXIT_CODE, LakehouseBusyError
     from sf_lakehouse.salesforce.types import SalesforceConfigError
 
@@ -327,6 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BUSY_EXIT_CODE
     except (ConfigError, SalesforceConfigError, LakehouseNotCreatedError) as error:
         print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, HomeNotWritableError) and error.during_run:
+            # The disk filled up under a running pipeline: DuckDB's threads may abort the
+            # interpreter's shutdown against it (SIGABRT after the line). The run is closed
+            # and the lock released; end with the documented exit code now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_CONFIG)
         return EXIT_CONFIG
     except FileNotFoundError as error:
         name = f" {error.filename}" if error.filename else ""

@@ -85,13 +85,27 @@ SLOW_MODULES = frozenset(
 SLOW_FIXTURES = frozenset({"aws_endpoint", "aws_managed_policies", "postgres_server"})
 
 
+# The longest single tests (minutes each on 2 cores): started first, so that the two workers
+# do not end with one of them running a long test alone (work stealing packs the rest).
+LONGEST_MODULES = ("test_production_shape", "test_cli", "test_ui_browser", "test_image")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle: the order within tiers stays
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def module_name(item: pytest.Item) -> str:
+        return item.module.__name__.rpartition(".")[2] if item.module is not None else ""
+
     for item in items:
-        in_slow_module = (
-            item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_MODULES
-        )
+        in_slow_module = module_name(item) in SLOW_MODULES
         if in_slow_module or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+    def start_rank(item: pytest.Item) -> int:
+        if module_name(item) in LONGEST_MODULES:
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=start_rank)
 
 
 @pytest.fixture(scope="session")

@@ -111,7 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         first = (str(error).strip().splitlines() or [""])[0]
         raise HomeNotWritableError(
             f"lakehouse home {settings.home} cannot be written ({type(error).__name__}: "
-            f"{first[:300]}); fix: {fix}"
+            f"{first[:300]}); fix: {fix}",
+            during_run=True,
         ) from None
     finally:
         lock.release()

@@ -35,7 +35,12 @@ _RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 
 class HomeNotWritableError(ConfigError):
-    """The lakehouse home cannot hold the run's tables, logs and instance."""
+    """The lakehouse home cannot hold the run's tables, logs and instance (`during_run`: found
+    while a run was going, not by the checks before it)."""
+
+    def __init__(self, message: str, *, during_run: bool = False) -> None:
+        super().__init__(message)
+        self.during_run = during_run
 
 
 def fix_for(code: int, place: Path) -> str:
