@@ -8,18 +8,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster_dbt import DagsterDbtCliRuntimeError
 
 from sf_lakehouse.config import DBT_PROJECT_DIR, Settings, resolve_settings
 from sf_lakehouse.config.environment import PROJECT_DIR_VAR
 from sf_lakehouse.config.sections import DbtSection
-from sf_lakehouse.defs.dbt_in_process import RunnerManifest
+from sf_lakehouse.defs.dbt_in_process import InProcessDbtBuild, RunnerManifest
 from sf_lakehouse.defs.resources import build_resources, dbt_executable
 from sf_lakehouse_tests.histories import at
 from sf_lakehouse_tests.scd2_reference import expected_dimension
@@ -198,3 +201,16 @@ def test_a_failing_dbt_test_fails_its_check_and_the_step(
     # The other tests ran and passed; the dimensions were written before their tests.
     assert all(e.passed for name, e in checks.items() if name != "user_dimension_is_empty")
     assert len(checks) == 25
+
+
+def test_a_runner_thread_that_died_without_reporting_ends_the_step() -> None:
+    """Regression: an import that failed in dbt's thread (CPython 3.11's AST compile in a new
+    thread) never sent the last message, and the step waited until pytest's 10-minute timeout."""
+    events: queue.Queue = queue.Queue()
+    events.put("a message sent before dying")
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    assert InProcessDbtBuild._next(events, dead) == "a message sent before dying"
+    with pytest.raises(DagsterDbtCliRuntimeError, match="ended without reporting its result"):
+        InProcessDbtBuild._next(events, dead)

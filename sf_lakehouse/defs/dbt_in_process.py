@@ -151,33 +151,57 @@ class InProcessDbtBuild:
             runner_manifest = self.manifest.dbt_manifest
         else:
             logger.info("dbt parses the project: the loaded manifest does not fit this run")
+        # dbt's modules are imported here, in the step's thread: CPython 3.11 can fail an import
+        # (its AST compile) in a new thread, and the runner thread then never reports back.
+        from dbt.cli.main import dbtRunner
+
         events: queue.Queue[Any] = queue.Queue()
         done = object()
         outcome: list[dbtRunnerResult] = []
+        crashed: list[BaseException] = []
 
         def invoke() -> None:
-            from dbt.cli.main import dbtRunner
-
             try:
                 outcome.append(
                     dbtRunner(manifest=runner_manifest, callbacks=[events.put]).invoke(args)
                 )
+            except BaseException as error:  # reported by the step, never a silent hang
+                crashed.append(error)
             finally:
-                _release()
-                events.put(done)
+                try:
+                    _release()
+                finally:
+                    events.put(done)
 
         logger.info(f"Running dbt command in process: `dbt {' '.join(args)}`.")
         worker = threading.Thread(target=invoke, name="dbt", daemon=True)
         worker.start()
         try:
-            while (message := events.get()) is not done:
+            while (message := self._next(events, worker)) is not done:
                 yield from self._dagster_events(message, manifest, translator, project)
         except BaseException:
             _cancel()
             worker.join(_STOP_SECONDS)
             raise
         worker.join()
+        if crashed:
+            raise DagsterDbtCliRuntimeError(
+                description=f"dbt (in process) stopped: {type(crashed[0]).__name__}: {crashed[0]}"
+            ) from crashed[0]
         self._raise_on_failure(outcome[0] if outcome else None)
+
+    @staticmethod
+    def _next(events: queue.Queue[Any], worker: threading.Thread) -> Any:
+        """The runner's next message; a runner thread that died without its last message
+        (it always sends one) ends the step instead of leaving it waiting."""
+        while True:
+            try:
+                return events.get(timeout=5.0)
+            except queue.Empty:
+                if not worker.is_alive() and events.empty():
+                    raise DagsterDbtCliRuntimeError(
+                        description="dbt (in process) ended without reporting its result"
+                    ) from None
 
     def _dagster_events(
         self,
