@@ -37,8 +37,8 @@ postgres:
 	@bash .ci/install-postgres || echo "warning: no PostgreSQL; the production-shape tests will fail (run .ci/install-postgres as root)"
 
 # Tiers (DEVELOPERS.md, "Which tests to run"): `make test` runs every test but the nightly
-# profiles (about 18 minutes on 2 cores; the goal is 10); `make test-fast` the unit and contract tests (not
-# marked slow: about 8 minutes; the goal is 2); `make nightly` the long property profiles and the throughput
+# profiles (about 14 minutes on 2 cores; the goal is 10); `make test-fast` the unit and contract tests (not
+# marked slow: about 2 minutes); `make nightly` the long property profiles and the throughput
 # floor of benchmarks/bulk_convert_rate.py.
 test: install browser postgres wheelhouse
 	$(BIN)/ruff check .
