@@ -90,22 +90,34 @@ SLOW_FIXTURES = frozenset({"aws_endpoint", "aws_managed_policies", "postgres_ser
 LONGEST_MODULES = ("test_production_shape", "test_cli", "test_ui_browser", "test_image")
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle: the order within tiers stays
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def module_name(item: pytest.Item) -> str:
-        return item.module.__name__.rpartition(".")[2] if item.module is not None else ""
+def _module_name(item: pytest.Item) -> str:
+    return item.module.__name__.rpartition(".")[2] if item.module is not None else ""
 
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        in_slow_module = module_name(item) in SLOW_MODULES
+        in_slow_module = _module_name(item) in SLOW_MODULES
         if in_slow_module or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
-    def start_rank(item: pytest.Item) -> int:
-        if module_name(item) in LONGEST_MODULES:
-            return 0
-        return 1 if item.get_closest_marker("slow") else 2
 
-    items.sort(key=start_rank)
+class _LongestFirst:
+    """Orders the collected tests (trylast: after pytest-randomly's shuffle, whose order within
+    a tier stays; every xdist worker computes the same order)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        def start_rank(item: pytest.Item) -> int:
+            if _module_name(item) in LONGEST_MODULES:
+                return 0
+            return 1 if item.get_closest_marker("slow") else 2
+
+        items.sort(key=start_rank)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_LongestFirst(), "sf_lakehouse_longest_first")
 
 
 @pytest.fixture(scope="session")
