@@ -49,6 +49,21 @@ LOCATION_QUERY = """
 """
 
 
+# `dagster dev` stops on SIGINT, but a process started from a background job (`make test &`, CI
+# runners) inherits SIGINT ignored, and then dagster dev ignores SIGTERM too (it gives SIGTERM the
+# SIGINT handler): it sat out the 30 s below and was killed, its children never told to stop.
+# This trampoline restores SIGINT's default before it execs the command (exec keeps SIG_DFL).
+DEFAULT_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+)
+
+# Between two looks at the code location while it loads: its start-up is what is waited for.
+POLL_SECONDS = 0.25
+
+
 @contextmanager
 def dagster_dev(tmp_path: Path, env: dict[str, str], timeout: float = 180) -> Iterator[DagsterDev]:
     """`dagster dev` on 127.0.0.1 with a temporary DAGSTER_HOME; waits until the code location
@@ -61,9 +76,10 @@ def dagster_dev(tmp_path: Path, env: dict[str, str], timeout: float = 180) -> It
     log = log_path.open("w", encoding="utf-8")
     dagster = Path(sys.executable).parent / "dagster"
     process = subprocess.Popen(
-        [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)],
+        [*DEFAULT_SIGINT, str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO_ROOT,
-        env={**env, "DAGSTER_HOME": str(home)},
+        # Unbuffered: the log shows what each process did up to the end, even a killed one.
+        env={**env, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, so SIGINT reaches it and its children
@@ -77,14 +93,14 @@ def dagster_dev(tmp_path: Path, env: dict[str, str], timeout: float = 180) -> It
             try:
                 entries = server.graphql(LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
             except (requests.RequestException, AssertionError, KeyError):
-                time.sleep(1)
+                time.sleep(POLL_SECONDS)
                 continue
             if entries and all(e["loadStatus"] == "LOADED" for e in entries):
                 for entry in entries:
                     location = entry["locationOrLoadError"]
                     assert location["__typename"] != "PythonError", location
                 break
-            time.sleep(1)
+            time.sleep(POLL_SECONDS)
         yield server
     finally:
         os.killpg(process.pid, signal.SIGINT)

@@ -5,6 +5,9 @@ succeeds -> the raw and dimension assets' "Checks" tabs show the checks passed. 
 stage go to $SF_LAKEHOUSE_ARTIFACTS (default: the test's tmp_path/screenshots).
 
 Chromium comes from Debian (`.ci/install-browser`), never from `playwright install`.
+
+The same `dagster dev` (one start-up, about 40 s of both cores) also serves the listing test:
+every asset, check, schedule and sensor of the code location, over GraphQL.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import os
 import re
 import struct
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from playwright.sync_api import Page, Response, expect, sync_playwright
 
 from sf_lakehouse.emulator import SalesforceEmulator, generate_org
@@ -148,7 +153,7 @@ def wait_for_run(server: DagsterDev, run_id: str) -> None:
         status = run["status"]
         if status in {"SUCCESS", "FAILURE", "CANCELED"}:
             break
-        time.sleep(2)
+        time.sleep(0.5)
     else:
         raise AssertionError(f"run {run_id} still {status} after {RUN_TIMEOUT_S} s")
     if status != "SUCCESS":
@@ -278,11 +283,10 @@ def log_tail(path: Path, chars: int = 6000) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text)[-chars:]
 
 
-def test_materialize_all_from_the_ui_and_see_the_checks_pass(tmp_path: Path) -> None:
-    chromium_is_installed()
-    shots = Path(os.environ.get("SF_LAKEHOUSE_ARTIFACTS", tmp_path / "screenshots"))
-    shots.mkdir(parents=True, exist_ok=True)
-
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
+    """`dagster dev` from the repository root against the emulator (a small synthetic org)."""
+    tmp_path = tmp_path_factory.mktemp("dagster-dev")
     history = generate_org(users=40, seed=3, start=datetime(2026, 3, 1, 8, tzinfo=UTC), days=3)
     emulator = SalesforceEmulator(
         history, workdir=tmp_path / "emulator", now=datetime(2026, 3, 4, tzinfo=UTC)
@@ -294,27 +298,93 @@ def test_materialize_all_from_the_ui_and_see_the_checks_pass(tmp_path: Path) -> 
         env.update(emulator.env_vars())
         env["SF_LAKEHOUSE_HOME"] = str(tmp_path / "lakehouse")
         env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-        with dagster_dev(tmp_path, env) as server, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport=VIEWPORT)
-                page.set_default_timeout(UI_TIMEOUT_MS)
-                try:
-                    taken = walk_through_the_ui(server, page, shots)
-                except Exception as exc:
-                    failure = shots / "failure.png"
-                    try:
-                        page.screenshot(path=str(failure))
-                    except Exception as shot_error:
-                        failure = Path(f"(no screenshot: {shot_error})")
-                    raise AssertionError(
-                        f"{type(exc).__name__}: {exc}\n\nscreenshot: {failure}\n"
-                        f"--- tail of {server.log_path} ---\n{log_tail(server.log_path)}"
-                    ) from exc
-            finally:
-                browser.close()
+        with dagster_dev(tmp_path, env) as server:
+            yield server
     finally:
         emulator.stop()
 
+
+def test_materialize_all_from_the_ui_and_see_the_checks_pass(
+    tmp_path: Path, served: DagsterDev
+) -> None:
+    chromium_is_installed()
+    shots = Path(os.environ.get("SF_LAKEHOUSE_ARTIFACTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    server = served
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            try:
+                taken = walk_through_the_ui(server, page, shots)
+            except Exception as exc:
+                failure = shots / "failure.png"
+                try:
+                    page.screenshot(path=str(failure))
+                except Exception as shot_error:
+                    failure = Path(f"(no screenshot: {shot_error})")
+                raise AssertionError(
+                    f"{type(exc).__name__}: {exc}\n\nscreenshot: {failure}\n"
+                    f"--- tail of {server.log_path} ---\n{log_tail(server.log_path)}"
+                ) from exc
+        finally:
+            browser.close()
+
     for path in taken:
         assert_real_png(path)
+
+
+ASSETS_QUERY = """
+{ assetNodes {
+    assetKey { path }
+    groupName
+    assetChecksOrError { ... on AssetChecks { checks { name } } }
+} }
+"""
+AUTOMATION_QUERY = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes {
+    name
+    schedules { name cronSchedule executionTimezone pipelineName scheduleState { status } }
+    sensors { name sensorType targets { pipelineName } sensorState { status } }
+    jobs { name }
+} } } }
+"""
+
+
+def test_dagster_dev_lists_assets_checks_schedules_and_sensors(served: DagsterDev) -> None:
+    """`dagster dev` from the repository root serves the code location with both assets and
+    checks, its schedules, sensors and jobs (what a run changes is none of these)."""
+    nodes = served.graphql(ASSETS_QUERY)["assetNodes"]
+    [repository] = served.graphql(AUTOMATION_QUERY)["repositoriesOrError"]["nodes"]
+    by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
+    for name in ("user", "account", "opportunity"):
+        raw, dimension = f"sf_raw/sf_{name}", f"sf_curated/dim_sf_{name}_scd"
+        assert {raw, dimension} <= set(by_key)
+        assert by_key[raw]["groupName"] == "salesforce_raw"
+        checks = {c["name"] for c in by_key[dimension]["assetChecksOrError"]["checks"]}
+        assert {f"{name}_scd_id_unique", f"{name}_one_current_row"} <= checks
+        assert {f"every_raw_{name}_in_dimension", "dimension_matches_the_scd2_rule"} <= checks
+        raw_checks = {c["name"] for c in by_key[raw]["assetChecksOrError"]["checks"]}
+        assert raw_checks == {
+            "raw_versions_are_unique",
+            f"raw_ids_are_18_character_{name}_ids",
+            "raw_tracked_fields_exist",
+            "raw_row_count_never_drops",
+            "raw_column_types_unchanged",
+        }
+    schedules = {s["name"]: s for s in repository["schedules"]}
+    assert schedules["salesforce_pipeline_schedule"]["cronSchedule"] == "0 */6 * * *"
+    assert schedules["salesforce_pipeline_schedule"]["executionTimezone"] == "UTC"
+    assert schedules["lakehouse_maintenance_schedule"]["pipelineName"] == "lakehouse_maintenance"
+    sensors = {s["name"]: s for s in repository["sensors"]}
+    assert sorted(t["pipelineName"] for t in sensors["salesforce_change_sensor"]["targets"]) == [
+        "sf_account_pipeline",
+        "sf_opportunity_pipeline",
+        "sf_user_pipeline",
+    ]
+    assert sensors["run_failure_recorder"]["sensorType"] == "RUN_STATUS"
+    assert sensors["run_success_monitor"]["sensorType"] == "RUN_STATUS"
+    assert sensors["freshness_alert_sensor"]["sensorState"]["status"] == "RUNNING"
+    jobs = {j["name"] for j in repository["jobs"]}
+    assert {"salesforce_pipeline", "sf_user_pipeline", "lakehouse_maintenance"} <= jobs
