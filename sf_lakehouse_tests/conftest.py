@@ -94,12 +94,18 @@ def _module_name(item: pytest.Item) -> str:
     return item.module.__name__.rpartition(".")[2] if item.module is not None else ""
 
 
+NIGHTLY_TIMEOUT_SECONDS = 3 * 3600
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         in_slow_module = _module_name(item) in SLOW_MODULES
         if in_slow_module or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("nightly") and not item.get_closest_marker("timeout"):
+            # A nightly profile runs hundreds of examples: pyproject's 600 s is for one test.
+            item.add_marker(pytest.mark.timeout(NIGHTLY_TIMEOUT_SECONDS))
 
 
 class _LongestFirst:
