@@ -67,6 +67,7 @@ class BenchConfig:
     keep_work: bool
     force: bool
     update_readme: bool
+    demo: bool
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> BenchConfig:
@@ -85,6 +86,7 @@ class BenchConfig:
             keep_work=env.get("BENCH_KEEP_WORK", "0") == "1",
             force=env.get("BENCH_FORCE", "0") == "1",
             update_readme=env.get("BENCH_UPDATE_README", "1") == "1",
+            demo=env.get("BENCH_DEMO", "1") == "1",
         )
 
 

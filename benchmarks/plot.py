@@ -65,6 +65,6 @@ def render(results: Sequence[Json], path: Path = PLOT_PATH) -> Path | None:
 
 
 if __name__ == "__main__":
-    from benchmarks.report import load_results
+    from benchmarks.stored import load_results
 
     print(render(load_results()))

@@ -4,7 +4,8 @@ For each size: generate the org, start the emulator, full loads through REST and
 the runs (each a whole `sf-lakehouse run`), a quiet run, a run with 1 % changed, the SCD stage
 rebuilt from scratch; then dlt's scd2 (rows and parquet) and dbt snapshot on the observations
 the raw tables received in each run, their row counts checked against the pipeline's
-dimensions. Writes `benchmarks/results/size-<N>.json`, the plot, and README's "Benchmarks"
+dimensions. Before the sizes, `make demo`'s time (benchmarks/demo.py). Writes
+`benchmarks/results/size-<N>.json` and `demo.json`, the plot, and README's "Benchmarks"
 section; prints a summary. Settings: see `BenchConfig` (BENCH_* environment variables).
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks import figures, plot, report
+from benchmarks import figures, plot, report, stored
 from benchmarks.common import (
     REPO_ROOT,
     BenchConfig,
@@ -32,6 +33,7 @@ from benchmarks.common import (
     size_label,
     write_json,
 )
+from benchmarks.demo import measure_demo
 from benchmarks.emulator import EmulatorProcess
 from benchmarks.measure import run_measured
 from benchmarks.pipeline_series import SizeContext, run_pipeline_side
@@ -237,7 +239,12 @@ def main() -> int:
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     features = detect_features(project, cfg.workdir)
     log(f"bulk: {features['bulk']['detail']}; incremental: {features['incremental']['detail']}")
-    bytes_per_version = stored_bytes_per_version(report.load_results())
+    bytes_per_version = stored_bytes_per_version(stored.load_results())
+    if cfg.demo:
+        log("make demo: sf-lakehouse demo into an empty home")
+        demo = measure_demo(project, cfg.workdir)
+        write_json(stored.DEMO_PATH, demo)
+        log(f"  {demo['process']['seconds']:.1f} s, exit {demo['returncode']}")
     results = []
     for records in sorted(cfg.sizes):
         try:
@@ -248,11 +255,11 @@ def main() -> int:
         results.append(result)
         bytes_per_version = _measured_bytes_per_version(result) or bytes_per_version
         print(report.summary_text([result]), flush=True)
-    all_results = report.load_results()
+    all_results, demo = stored.load_results(), stored.load_demo()
     plot.render(all_results)
     if cfg.update_readme:
-        report.update_readme(all_results)
-    print(report.summary_text(all_results))
+        report.update_readme(all_results, demo)
+    print(report.summary_text(all_results, demo))
     return 0
 
 

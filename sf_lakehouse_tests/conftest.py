@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import subprocess
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sf_lakehouse.config import Settings, resolve_settings
-from sf_lakehouse.defs.dbt import dbt_command
 from sf_lakehouse_tests import network_guard
 from sf_lakehouse_tests.moto_server import (  # noqa: F401 - fixtures
     aws_endpoint,
@@ -94,12 +93,18 @@ def _module_name(item: pytest.Item) -> str:
     return item.module.__name__.rpartition(".")[2] if item.module is not None else ""
 
 
+NIGHTLY_TIMEOUT_SECONDS = 3 * 3600
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         in_slow_module = _module_name(item) in SLOW_MODULES
         if in_slow_module or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("nightly") and not item.get_closest_marker("timeout"):
+            # A nightly profile runs hundreds of examples: pyproject's 600 s is for one test.
+            item.add_marker(pytest.mark.timeout(NIGHTLY_TIMEOUT_SECONDS))
 
 
 class _LongestFirst:
@@ -116,8 +121,36 @@ class _LongestFirst:
         items.sort(key=start_rank)
 
 
+# The tests' temporary directories in memory when the machine has room there: the pipeline's
+# runs commit to SQLite (Dagster's event log), Iceberg and DuckDB many times a second, and each
+# commit's fsync to disk costs more than the work. Killed processes (the crash tests) lose
+# nothing either way: the page cache outlives them.
+MEMORY_TMP = Path("/dev/shm")
+MEMORY_TMP_MIN_FREE_BYTES = 8 * 2**30
+
+
+def _memory_basetemp(config: pytest.Config) -> Path | None:
+    """A fresh directory under /dev/shm for this session (None: --basetemp was given, this is
+    an xdist worker, which gets its part from the controller, or /dev/shm lacks room)."""
+    if config.option.basetemp or hasattr(config, "workerinput"):
+        return None
+    if os.environ.get("SF_LAKEHOUSE_TESTS_ON_DISK") == "1":
+        return None
+    try:
+        if shutil.disk_usage(MEMORY_TMP).free < MEMORY_TMP_MIN_FREE_BYTES:
+            return None
+        return Path(tempfile.mkdtemp(prefix="sf-lakehouse-tests-", dir=MEMORY_TMP))
+    except OSError:
+        return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's tmpdir plugin reads --basetemp
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_LongestFirst(), "sf_lakehouse_longest_first")
+    basetemp = _memory_basetemp(config)
+    if basetemp is not None:
+        config.option.basetemp = str(basetemp)
+        config.add_cleanup(lambda: shutil.rmtree(basetemp, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
@@ -158,23 +191,6 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return resolve_settings("local", home=tmp_path / "lakehouse")
-
-
-def run_dbt(
-    settings: Settings, *args: str, target_path: Path | None = None
-) -> subprocess.CompletedProcess:
-    """Run dbt for real on DuckDB against this test's lakehouse."""
-    command = dbt_command(
-        *args,
-        "--target-path",
-        str(target_path or settings.home / "dbt_target"),
-        "--vars",
-        json.dumps(settings.dbt_vars()),
-    )
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    return subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=300, check=False
-    )
 
 
 @pytest.fixture

@@ -54,9 +54,16 @@ USERS = [
 ] + [user("005000000000000A00", 50, "APAC"), user("005000000000000A01", 55, "EMEA")]
 
 
-def test_every_writer_of_a_table_shares_one_pool(tmp_path: Path) -> None:
-    settings = home_settings(tmp_path / "lakehouse")
-    definitions = build_definitions(settings)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dg.Definitions]:
+    """One lakehouse's definitions, for the tests that only read them (building them costs
+    seconds)."""
+    settings = home_settings(tmp_path_factory.mktemp("definitions") / "lakehouse")
+    return settings, build_definitions(settings)
+
+
+def test_every_writer_of_a_table_shares_one_pool(built) -> None:
+    settings, definitions = built
     pools = {}
     for job_def in definitions.resolve_all_job_defs():
         for node in job_def.graph.node_defs:
@@ -239,9 +246,8 @@ def test_a_run_stopped_by_sigterm_leaves_no_child_and_is_marked_failed(
     assert json.loads((home / "sf-lakehouse.lock").read_text() or "{}") == {}
 
 
-def test_the_schedule_and_the_change_sensor_skip_while_their_job_runs(tmp_path: Path) -> None:
-    settings = home_settings(tmp_path / "lakehouse")
-    definitions = build_definitions(settings)
+def test_the_schedule_and_the_change_sensor_skip_while_their_job_runs(built) -> None:
+    settings, definitions = built
     instance = dagster_instance(settings)
     schedule = definitions.resolve_schedule_def(f"{PIPELINE_JOB_NAME}_schedule")
     with dg.build_schedule_context(instance=instance) as context:

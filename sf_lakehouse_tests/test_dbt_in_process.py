@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import queue
 import shutil
 import subprocess
@@ -23,7 +22,8 @@ from sf_lakehouse.config import DBT_PROJECT_DIR, Settings, resolve_settings
 from sf_lakehouse.config.environment import PROJECT_DIR_VAR
 from sf_lakehouse.config.sections import DbtSection
 from sf_lakehouse.defs.dbt_in_process import InProcessDbtBuild, RunnerManifest
-from sf_lakehouse.defs.resources import build_resources, dbt_executable
+from sf_lakehouse.defs.dbt_in_process import _release as release_dbt
+from sf_lakehouse.defs.resources import build_resources
 from sf_lakehouse_tests.histories import at
 from sf_lakehouse_tests.scd2_reference import expected_dimension
 from sf_lakehouse_tests.test_dbt_selection import HISTORY
@@ -169,12 +169,19 @@ def project_with_a_failing_test(tmp_path_factory: pytest.TempPathFactory) -> Pat
     )
     (root / "dbt_project" / "tests" / "user_dimension_is_empty.sql").write_text(FAILING_TEST)
     project = str(root / "dbt_project")
-    subprocess.run(
-        [dbt_executable(), "parse", "--quiet", "--project-dir", project, "--profiles-dir", project],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-    )
+    # In this process (dbt is imported here anyway): a `dbt` subprocess would import it again.
+    from dbt.cli.main import dbtRunner
+
+    try:
+        parsed = dbtRunner().invoke(
+            [
+                *("parse", "--quiet", "--no-send-anonymous-usage-stats"),
+                *("--project-dir", project, "--profiles-dir", project),
+            ]
+        )
+    finally:
+        release_dbt()
+    assert parsed.success, parsed.exception
     return root
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from sf_lakehouse.config import ObjectSpec, Settings
-from sf_lakehouse.emulator import generate_org
+from sf_lakehouse.config import ObjectSpec, Settings, resolve_settings
+from sf_lakehouse.emulator import SalesforceEmulator, generate_org
 from sf_lakehouse.extraction import CursorValueError, Increment, extract_increment
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
 from sf_lakehouse.salesforce.client import (
@@ -74,20 +74,40 @@ def history() -> list[dict]:
     return generate_org(users=450, seed=9, start=START, days=6)
 
 
+@pytest.fixture(scope="module")
+def shared_org(history, tmp_path_factory: pytest.TempPathFactory):
+    """One emulator for the module's tests (each turns its own faults on): starting one and
+    reading the baseline for every test cost more than the tests themselves."""
+    emulator = SalesforceEmulator(
+        history, workdir=tmp_path_factory.mktemp("org"), now=END, bulk_processing_seconds=0.05
+    )
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
 @pytest.fixture
-def org(emulator_factory, history):
-    return emulator_factory(history, now=END, bulk_processing_seconds=0.05)
+def org(shared_org):
+    """The shared emulator with no fault on when a test starts and after it ends (its fault
+    counts restart with the test's own plan)."""
+    shared_org.clear_faults()
+    yield shared_org
+    shared_org.clear_faults()
 
 
 # 225 visible opportunities: two REST pages, three Bulk pages, besides describe (and polls).
 OBJECT = "Opportunity"
 
 
-@pytest.fixture
-def baseline(settings: Settings, org) -> dict[str, list[dict]]:
-    spec = settings.object(OBJECT)
+@pytest.fixture(scope="module")
+def baseline(shared_org) -> dict[str, list[dict]]:
+    """What a fault-free extraction reads, over each API."""
+    shared_org.clear_faults()
+    spec = resolve_settings("local").object(OBJECT)
     return {
-        api: record_rows(extract_increment(client_for(org), None, with_options(spec, **o), **RUN))
+        api: record_rows(
+            extract_increment(client_for(shared_org), None, with_options(spec, **o), **RUN)
+        )
         for api, o in APIS.items()
     }
 

@@ -460,3 +460,24 @@ def test_the_failure_reason_status_shows_carries_no_record_value(tmp_path: Path)
     assert "Jane Doe" not in found.reasons["User"]
     details = [p.detail for p in m.run_data(found, "local") if p.detail]
     assert details and not any("Jane Doe" in d for d in details)
+
+
+def test_the_previous_run_is_found_however_many_runs_came_since() -> None:
+    """Guards: the check alerts compare a run with the same job's previous finished run; the
+    lookup read only the newest 50 runs and, for an older run, answered with the newest one
+    (a run created after it), so a check that kept failing alerted again or not at all."""
+    from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+
+    from sf_lakehouse.defs.alerting import previous_finished_run
+
+    with DagsterInstance.ephemeral() as instance:
+        runs = []
+        for number in range(60):
+            status = DagsterRunStatus.STARTED if number == 1 else DagsterRunStatus.SUCCESS
+            job = "other_job" if number == 2 else "sf_user_pipeline"
+            runs.append(instance.add_run(DagsterRun(job_name=job, status=status)))
+        assert previous_finished_run(instance, runs[0]) is None
+        # runs[1] is unfinished and runs[2] another job's: both are passed over.
+        assert previous_finished_run(instance, runs[3]).run_id == runs[0].run_id
+        assert previous_finished_run(instance, runs[4]).run_id == runs[3].run_id
+        assert previous_finished_run(instance, runs[59]).run_id == runs[58].run_id

@@ -25,7 +25,7 @@ from sf_lakehouse.config.environment import REPO_ROOT
 from sf_lakehouse.config.objects import OBJECTS_DIR_NAME, load_object_specs, raw_column
 from sf_lakehouse.lakehouse.tables import RAW_LAYOUT, append_rows, ensure_table, open_catalog
 from sf_lakehouse_tests import scd2_reference as reference
-from sf_lakehouse_tests.conftest import run_dbt
+from sf_lakehouse_tests.dbt_here import run_dbt_here
 from sf_lakehouse_tests.tables import RAW_SCHEMA
 
 T0 = dt.datetime(2026, 3, 1, 8)
@@ -118,9 +118,9 @@ def write_raw(
 
 def dbt_build(settings: Settings, *args: str) -> str:
     """`dbt build` (data tests included: they must pass); returns dbt's output."""
-    result = run_dbt(settings, "build", *(args or ("--exclude-resource-type", "unit_test")))
-    assert result.returncode == 0, result.stdout[-4000:]
-    return result.stdout
+    result = run_dbt_here(settings, "build", *(args or ("--exclude-resource-type", "unit_test")))
+    assert result.success, result.output[-4000:]
+    return result.output
 
 
 def read_dimension(settings: Settings, spec: ObjectSpec) -> list[dict]:
@@ -462,7 +462,7 @@ def test_as_of_gives_each_records_version_in_effect_on_every_object(random_lakeh
                 f"{spec.key_column} as record_id, effective_from "
                 f"from {{{{ as_of(ref('{spec.dimension_model}'), \"{sql_timestamp(instant)}\") }}}}"
             )
-    result = run_dbt(
+    result = run_dbt_here(
         settings,
         "show",
         "--inline",
@@ -471,15 +471,9 @@ def test_as_of_gives_each_records_version_in_effect_on_every_object(random_lakeh
         "-1",
         "--output",
         "json",
-        "--log-format",
-        "json",
     )
-    assert result.returncode == 0, result.stdout[-3000:]
-    shown = next(
-        json.loads(line)["data"]["preview"]
-        for line in result.stdout.splitlines()
-        if '"preview"' in line
-    )
+    assert result.success, result.output[-3000:]
+    shown = next(e["data"]["preview"] for e in result.events if "preview" in e["data"])
     got: dict[int, dict[str, str]] = {}
     for row in json.loads(shown):
         got.setdefault(row["probe"], {})[row["record_id"]] = row["effective_from"]

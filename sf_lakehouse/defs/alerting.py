@@ -40,13 +40,17 @@ FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE]
 
 
 def previous_finished_run(instance: DagsterInstance, run: DagsterRun) -> DagsterRun | None:
-    """The same job's finished run before `run` (newest first in storage order)."""
-    runs = instance.get_runs(filters=RunsFilter(job_name=run.job_name, statuses=FINISHED), limit=50)
-    ids = [r.run_id for r in runs]
-    if run.run_id not in ids:
-        return runs[0] if runs else None
-    index = ids.index(run.run_id)
-    return runs[index + 1] if index + 1 < len(runs) else None
+    """The same job's newest finished run created before `run` (however many runs came since)."""
+    record = instance.get_run_record_by_id(run.run_id)
+    if record is None:
+        return None
+    runs = instance.get_runs(
+        filters=RunsFilter(
+            job_name=run.job_name, statuses=FINISHED, created_before=record.create_timestamp
+        ),
+        limit=1,
+    )
+    return runs[0] if runs else None
 
 
 def failed_checks(

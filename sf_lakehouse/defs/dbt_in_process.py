@@ -46,6 +46,8 @@ logger = get_dagster_logger()
 _ECHOED_LEVELS = frozenset({"info", "warn", "error"})
 # How long an interrupted step waits for dbt to stop (dagster-dbt's termination timeout).
 _STOP_SECONDS = 25.0
+# How often a step waiting for dbt's next message looks whether dbt's thread is still alive.
+_ALIVE_POLL_SECONDS = 0.5
 
 
 class RunnerManifest:
@@ -196,7 +198,7 @@ class InProcessDbtBuild:
         (it always sends one) ends the step instead of leaving it waiting."""
         while True:
             try:
-                return events.get(timeout=5.0)
+                return events.get(timeout=_ALIVE_POLL_SECONDS)
             except queue.Empty:
                 if not worker.is_alive() and events.empty():
                     raise DagsterDbtCliRuntimeError(

@@ -128,8 +128,12 @@ def plan_subscriptions(ctx: DeployContext, topic_is_new: bool) -> list[Step]:
     for address in wanted:
         resource = f"sns subscription {address}"
         if address in current:
-            pending = current[address] == PENDING or _pending(sns, current[address])
-            detail = "pending confirmation (the e-mail's link)" if pending else "confirmed"
+            pending = True if current[address] == PENDING else _pending(sns, current[address])
+            detail = {
+                True: "pending confirmation (the e-mail's link)",
+                False: "confirmed",
+                None: "confirmation unknown (sns:GetSubscriptionAttributes was refused)",
+            }[pending]
             steps.append(Step(Change(resource, "none", detail)))
             continue
 
@@ -153,9 +157,12 @@ def plan_subscriptions(ctx: DeployContext, topic_is_new: bool) -> list[Step]:
     return steps
 
 
-def _pending(sns: Any, subscription_arn: str) -> bool:
+def _pending(sns: Any, subscription_arn: str) -> bool | None:
+    """None when the attributes cannot be read (the plan says so rather than "confirmed")."""
+    from botocore.exceptions import ClientError
+
     try:
         attributes = sns.get_subscription_attributes(SubscriptionArn=subscription_arn)
-    except Exception:
-        return False
+    except ClientError:
+        return None
     return str(attributes.get("Attributes", {}).get("PendingConfirmation", "false")) == "true"
