@@ -54,7 +54,6 @@ SLOW_MODULES = frozenset(
         "test_cli",
         "test_concurrency",
         "test_crash_recovery",
-        "test_dagster_dev",
         "test_dbt_selection",
         "test_deadlines",
         "test_deploy",

@@ -42,7 +42,7 @@ from sf_lakehouse.runtime.instance import (
     workspace_config,
 )
 from sf_lakehouse.runtime.services import code_server_command, daemon_command, webserver_command
-from sf_lakehouse_tests.dagster_dev import LOCATION_QUERY, DagsterDev, free_port
+from sf_lakehouse_tests.dagster_dev import DEFAULT_SIGINT, LOCATION_QUERY, DagsterDev, free_port
 from sf_lakehouse_tests.postgres import new_database
 
 LOCATION = "sf_lakehouse"
@@ -76,7 +76,8 @@ class Processes:
         bin_dir = Path(sys.executable).parent
         log = (self.directory / f"{name}.log").open("a", encoding="utf-8")
         process = subprocess.Popen(
-            [str(bin_dir / command[0]), *command[1:]],
+            # SIGTERM stops them even when pytest runs with SIGINT ignored (dagster_dev.py).
+            [*DEFAULT_SIGINT, str(bin_dir / command[0]), *command[1:]],
             cwd=self.directory,
             env=self.env,
             stdout=log,
