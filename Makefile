@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: demo test test-fast nightly lint dev install browser postgres wheelhouse clean
+.PHONY: demo test test-fast nightly lint dev install browser postgres wheelhouse image-wheels clean
 
 install: $(STAMP) $(MANIFEST)
 
@@ -40,7 +40,11 @@ postgres:
 # profiles (about 14 minutes on 2 cores; the goal is 10); `make test-fast` the unit and contract tests (not
 # marked slow: about 2 minutes); `make nightly` the long property profiles and the throughput
 # floor of benchmarks/bulk_convert_rate.py.
-test: install browser postgres wheelhouse
+# The image test installs offline from the wheels of the lock, fetched once per lock.
+image-wheels: $(STAMP)
+	$(BIN)/python -m sf_lakehouse_tests.image_wheels
+
+test: install browser postgres wheelhouse image-wheels
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

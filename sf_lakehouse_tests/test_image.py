@@ -3,8 +3,9 @@ repository (its paths under that folder), so a non-editable install in a clean v
 environment must find everything it needs (config/, the dbt project, its manifest); then the
 definitions load from that install and a pipeline run against the emulator succeeds.
 
-Only the user creation is not replayed (it needs root and changes the machine); pip installs
-from the machine's configured package indexes, as `make install` does.
+Only the user creation is not replayed (it needs root and changes the machine). pip installs
+offline, from the wheels of the lock that `make test` prepares once (image_wheels.py): the
+Dockerfile's commands are the same, pip's environment (PIP_NO_INDEX, PIP_FIND_LINKS) differs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 
 from sf_lakehouse.config import REPO_ROOT
 from sf_lakehouse.runtime.services import code_server_command
+from sf_lakehouse_tests import image_wheels
 
 NOT_REPLAYED = ("groupadd ", "useradd ")
 
@@ -51,8 +53,11 @@ def _expand(value: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), value)
 
 
-def replay(dockerfile: Path, image_root: Path, base_python: Path) -> dict[str, str]:
-    """Run the Dockerfile into `image_root`; returns the image's environment (paths mapped)."""
+def replay(
+    dockerfile: Path, image_root: Path, base_python: Path, pip_env: dict[str, str]
+) -> dict[str, str]:
+    """Run the Dockerfile into `image_root` with `pip_env` added to its commands' environment;
+    returns the image's environment (paths mapped)."""
     patterns = ignored(dockerfile.parent)
     bin_dir = image_root / "base-image-bin"  # the base image's `python`
     bin_dir.mkdir(parents=True)
@@ -60,6 +65,7 @@ def replay(dockerfile: Path, image_root: Path, base_python: Path) -> dict[str, s
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SF_", "DAGSTER_"))}
     env.pop("VIRTUAL_ENV", None)
     env["PATH"] = f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"
+    env.update(pip_env)
     image_env: dict[str, str] = {}
     workdir = image_root
     skipped = []
@@ -116,7 +122,14 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     base_python = (
         Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
     )
-    image_env = replay(REPO_ROOT / "Dockerfile", root, base_python)
+    wheels = image_wheels.ready()
+    if wheels is None:
+        pytest.fail(
+            f"no wheels for the image test in {image_wheels.wheel_dir()}: run `make test` (or "
+            "`python -m sf_lakehouse_tests.image_wheels`) once, with the package index reachable"
+        )
+    pip_env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
+    image_env = replay(REPO_ROOT / "Dockerfile", root, base_python, pip_env)
     print(f"image replayed in {time.monotonic() - started:.0f} s")
     return image_env
 
