@@ -37,7 +37,7 @@ postgres:
 	@bash .ci/install-postgres || echo "warning: no PostgreSQL; the production-shape tests will fail (run .ci/install-postgres as root)"
 
 # Tiers (DEVELOPERS.md, "Which tests to run"): `make test` runs every test but the nightly
-# profiles (about 14 minutes on 2 cores; the goal is 10); `make test-fast` the unit and contract tests (not
+# profiles (about 11 minutes on 2 cores in a fresh clone; the goal is 10); `make test-fast` the unit and contract tests (not
 # marked slow: about 2 minutes); `make nightly` the long property profiles and the throughput
 # floor of benchmarks/bulk_convert_rate.py.
 # The image test installs offline from the wheels of the lock, fetched once per lock.
